@@ -1,0 +1,69 @@
+# Copyright: Contributors to the smtp.relay project
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: relayhost
+short_description: Build a Postfix relayhost string
+version_added: 1.0.0
+author: smtp.relay developers
+description:
+  - Turns a relay description (or a list of them, tried in order) into a Postfix C(relayhost) value.
+  - Host names are bracketed unless O(_input.mx_lookup) is true; IP addresses are always bracketed,
+    IPv6 ones as C([ipv6:ADDRESS]). A list is joined with C(", ").
+  - The inverse of P(smtp.relay.parse_relayhost#filter); the same invalid values are refused.
+options:
+  _input:
+    description: A relay, or a list of relays.
+    type: raw
+    required: true
+    suboptions:
+      host:
+        description: Host name or IP address.
+        type: str
+        required: true
+      port:
+        description: TCP port (number or service name). Left out of the result when not given (Postfix then uses 25).
+        type: raw
+      mx_lookup:
+        description: Let Postfix look up MX records for O(_input.host) (no brackets). Almost never wanted for a smarthost.
+        type: bool
+        default: false
+"""
+
+EXAMPLES = r"""
+- name: Relayhost for a campus relay on the submission port
+  ansible.builtin.set_fact:
+    relayhost: "{{ {'host': 'smtp.campus.example.edu', 'port': 587} | smtp.relay.relayhost }}"
+  # [smtp.campus.example.edu]:587
+
+- name: Two relays, tried in order
+  ansible.builtin.set_fact:
+    relayhost: "{{ [{'host': 'relay1.example.org', 'port': 587}, {'host': '2001:db8::25', 'port': 587}] | smtp.relay.relayhost }}"
+  # [relay1.example.org]:587, [ipv6:2001:db8::25]:587
+"""
+
+RETURN = r"""
+_value:
+  description: The relayhost value for main.cf.
+  type: str
+"""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost import format_relayhost
+
+
+def relayhost_filter(value):
+    try:
+        return format_relayhost(value)
+    except SmtpRelayError as e:
+        raise AnsibleFilterError(e.msg) from e
+
+
+class FilterModule:
+    def filters(self):
+        return {"relayhost": relayhost_filter}

@@ -1,0 +1,220 @@
+# Copyright: Contributors to the smtp.relay project
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Private to this collection: the Postfix relayhost grammar, port/TLS rules and provider facts."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import re
+
+from ._errors import SmtpRelayError
+
+# Symbolic services Postfix resolves through /etc/services for a relayhost port.
+SERVICES = {"smtp": 25, "submission": 587, "submissions": 465, "smtps": 465}
+
+TLS_MODES = ("starttls", "implicit", "none")
+IMPLICIT_TLS_PORTS = frozenset({465, 2465})
+STARTTLS_PORTS = frozenset({25, 587, 2525, 2587})
+
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SEPARATORS = re.compile(r"[,\s]+")
+
+# Regions with an SES SMTP endpoint (email-smtp.REGION.amazonaws.com), from the SES endpoint table.
+SES_SMTP_REGIONS = frozenset(
+    {
+        "us-east-1", "us-east-2", "us-west-1", "us-west-2",
+        "af-south-1",
+        "ap-south-1", "ap-south-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
+        "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-5",
+        "ca-central-1", "ca-west-1",
+        "eu-central-1", "eu-central-2", "eu-west-1", "eu-west-2", "eu-west-3", "eu-north-1", "eu-south-1",
+        "il-central-1", "me-central-1", "me-south-1", "sa-east-1",
+        "us-gov-east-1", "us-gov-west-1",
+    }
+)  # fmt: skip
+
+
+class RelayhostError(SmtpRelayError):
+    """A relayhost (or one of its parts) that Postfix would not accept as meant."""
+
+
+def _fail(value, problem: str, accepted: str = "") -> RelayhostError:
+    text = f"invalid relayhost {value!r}: {problem}"
+    if accepted:
+        text += f"; {accepted}"
+    return RelayhostError(text, value=value)
+
+
+def reject_control_characters(field: str, value: str) -> None:
+    """A newline would end the main.cf line and start another parameter: never let one through."""
+    if _CONTROL.search(value):
+        raise SmtpRelayError(
+            f"{field} contains a control character (newline, tab...): {value!r}; "
+            "Postfix settings must be a single line of printable text",
+            field=field,
+        )
+
+
+def is_hostname(name: str) -> bool:
+    if not name or len(name) > 253:
+        return False
+    labels = name[:-1].split(".") if name.endswith(".") else name.split(".")
+    return all(_LABEL.match(label) for label in labels) and not labels[-1].isdigit()
+
+
+def ip_address(text: str):
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def parse_port(text, value=None) -> int:
+    """A port as Postfix reads it: a number 1-65535 or a known service name."""
+    shown = text if value is None else value
+    if isinstance(text, bool):
+        raise _fail(shown, f"port {text!r} is not a number", "a port is 1-65535 or one of " + ", ".join(SERVICES))
+    if isinstance(text, int):
+        port = text
+    elif isinstance(text, str) and text.isdigit():
+        port = int(text)
+    elif isinstance(text, str) and text in SERVICES:
+        return SERVICES[text]
+    else:
+        raise _fail(shown, f"unknown port or service {text!r}", "use a number 1-65535 or one of " + ", ".join(SERVICES))
+    if not 1 <= port <= 65535:
+        raise _fail(shown, f"port {port} is outside 1-65535")
+    return port
+
+
+def _parse_bracketed(token: str, whole: str) -> dict:
+    end = token.find("]")
+    if end < 0:
+        raise _fail(whole, f"unbalanced brackets in {token!r}", "write [host]:port")
+    inner, rest = token[1:end], token[end + 1 :]
+    if "[" in inner or "[" in rest or "]" in rest:
+        raise _fail(whole, f"unbalanced brackets in {token!r}", "write [host]:port")
+    if rest and not rest.startswith(":"):
+        raise _fail(whole, f"unexpected {rest!r} after the brackets", "write [host]:port")
+    port = parse_port(rest[1:], whole) if rest else 25
+    if inner.lower().startswith("ipv6:"):
+        address = ip_address(inner[5:])
+        if address is None or address.version != 6:
+            raise _fail(whole, f"{inner[5:]!r} is not an IPv6 address")
+        return {"host": str(address), "port": port, "mx_lookup": False, "is_ip": True}
+    if ip_address(inner) is not None and ip_address(inner).version == 6:
+        raise _fail(whole, f"IPv6 address {inner!r} without the ipv6: prefix", f"write [ipv6:{inner}]")
+    if ":" in inner:
+        host, _, port_text = inner.rpartition(":")
+        raise _fail(whole, f"the port is inside the brackets in {token!r}", f"write [{host}]:{port_text}")
+    if ip_address(inner) is not None:
+        return {"host": inner, "port": port, "mx_lookup": False, "is_ip": True}
+    if not is_hostname(inner):
+        raise _fail(whole, f"{inner!r} is not a valid host name")
+    return {"host": inner, "port": port, "mx_lookup": False, "is_ip": False}
+
+
+def _parse_bare(token: str, whole: str) -> dict:
+    if "]" in token:
+        raise _fail(whole, f"unbalanced brackets in {token!r}", "write [host]:port")
+    if token.count(":") > 1:
+        raise _fail(whole, f"IPv6 address {token!r} without brackets", "write [ipv6:ADDRESS]:port")
+    host, _, port_text = token.partition(":")
+    if ":" in token and not port_text:
+        raise _fail(whole, f"missing port after {host!r}:")
+    port = parse_port(port_text, whole) if port_text else 25
+    if ip_address(host) is not None:
+        raise _fail(whole, f"IP address {host!r} without brackets", f"write [{host}]" + (f":{port}" if port_text else ""))
+    if not is_hostname(host):
+        raise _fail(whole, f"{host!r} is not a valid host name")
+    return {"host": host, "port": port, "mx_lookup": True, "is_ip": False}
+
+
+def parse_relayhost(value) -> list[dict]:
+    """Postfix relayhost text -> [{host, port, mx_lookup, is_ip}, ...] in the order Postfix tries them."""
+    if value is None:
+        return []
+    if not isinstance(value, str):
+        raise RelayhostError(f"relayhost must be a string, got {type(value).__name__}", value=repr(value))
+    if _CONTROL.search(value):
+        raise _fail(value, "it contains a control character (newline, tab...)", "a relayhost is one line of text")
+    result = []
+    for token in _SEPARATORS.split(value.strip()):
+        if not token:
+            continue
+        parse = _parse_bracketed if token.startswith("[") else _parse_bare
+        result.append(parse(token, value))
+    return result
+
+
+def _format_one(relay) -> str:
+    if not isinstance(relay, dict):
+        raise RelayhostError(f"a relay must be a dict with host and port, got {relay!r}", value=repr(relay))
+    unknown = set(relay) - {"host", "port", "mx_lookup", "is_ip"}
+    if unknown:
+        raise RelayhostError(
+            f"unknown relay key(s) {', '.join(sorted(unknown))}; accepted: host, port, mx_lookup", value=repr(relay)
+        )
+    host = relay.get("host")
+    if not isinstance(host, str) or not host:
+        raise RelayhostError(f"relay host must be a non-empty string, got {host!r}", value=repr(relay))
+    reject_control_characters("relay host", host)
+    port = relay.get("port")
+    suffix = "" if port is None else f":{parse_port(port, repr(relay))}"
+    address = ip_address(host[5:] if host.lower().startswith("ipv6:") else host)
+    if address is not None:
+        inner = f"ipv6:{address}" if address.version == 6 else str(address)
+        return f"[{inner}]{suffix}"
+    if not is_hostname(host):
+        raise RelayhostError(f"relay host {host!r} is not a valid host name or IP address", value=repr(relay))
+    if relay.get("mx_lookup", False):
+        return f"{host}{suffix}"
+    return f"[{host}]{suffix}"
+
+
+def format_relayhost(value) -> str:
+    """{host, port, mx_lookup} or a list of them -> the Postfix relayhost string."""
+    relays = value if isinstance(value, list) else [value]
+    return ", ".join(_format_one(relay) for relay in relays)
+
+
+def implied_tls(port: int) -> str | None:
+    """The TLS mode a well-known port implies; None for ports (port-forwards...) that need it said."""
+    if port in IMPLICIT_TLS_PORTS:
+        return "implicit"
+    if port in STARTTLS_PORTS:
+        return "starttls"
+    return None
+
+
+def ses_endpoint(region: str) -> str:
+    _check_ses_region(region)
+    return f"email-smtp.{region}.amazonaws.com"
+
+
+def _check_ses_region(region) -> None:
+    if region not in SES_SMTP_REGIONS:
+        raise SmtpRelayError(
+            f"region {region!r} has no Amazon SES SMTP endpoint; known regions: {', '.join(sorted(SES_SMTP_REGIONS))}",
+            field="region",
+        )
+
+
+def ses_smtp_password(secret_access_key: str, region: str) -> str:
+    """AWS secret access key -> SES SMTP password (version 4 signature over a fixed message)."""
+    _check_ses_region(region)
+    if not isinstance(secret_access_key, str) or not secret_access_key:
+        raise SmtpRelayError("the AWS secret access key must be a non-empty string", field="secret_access_key")
+
+    def sign(key: bytes, message: str) -> bytes:
+        return hmac.new(key, message.encode("utf-8"), hashlib.sha256).digest()
+
+    key = sign(("AWS4" + secret_access_key).encode("utf-8"), "11111111")
+    for part in (region, "ses", "aws4_request", "SendRawEmail"):
+        key = sign(key, part)
+    return base64.b64encode(b"\x04" + key).decode("ascii")

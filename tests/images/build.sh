@@ -1,0 +1,33 @@
+#!/bin/bash
+# Build the local container images the tests and the demo use; no registry is reachable,
+# so the base comes from debootstrap. Each image is tagged with a hash of its recipe and
+# rebuilt only when the recipe changes.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+export CONTAINERS_CONF="${CONTAINERS_CONF:-$here/../containers.conf}"
+
+suite=bookworm
+base_packages=python3,systemd,systemd-sysv,dbus,ca-certificates,iproute2,procps,sudo,apt-utils
+base_recipe="$(printf "%s\n" "$suite" "$base_packages" | sha256sum | cut -c1-12)"
+base="localhost/smtprelay-debian:$base_recipe"
+
+if ! podman image exists "$base"; then
+    rootfs="$(mktemp -d)"
+    trap 'rm -rf "$rootfs"' EXIT
+    echo "building $base with debootstrap (about a minute)"
+    debootstrap --variant=minbase --include="$base_packages" "$suite" "$rootfs" >/dev/null
+    # An empty machine-id lets systemd generate one per container.
+    : > "$rootfs/etc/machine-id"
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+    tar -C "$rootfs" -c . | podman import \
+        --change 'CMD ["/sbin/init"]' --change 'STOPSIGNAL SIGRTMIN+3' - "$base" >/dev/null
+fi
+podman tag "$base" localhost/smtprelay-debian:bookworm
+
+peers_recipe="$( (echo "$base_recipe"; cat "$here/Containerfile.peers") | sha256sum | cut -c1-12)"
+peers="localhost/smtprelay-peers:$peers_recipe"
+if ! podman image exists "$peers"; then
+    echo "building $peers"
+    podman build -q --build-arg "BASE=$base" -t "$peers" -f "$here/Containerfile.peers" "$here" >/dev/null
+fi
+podman tag "$peers" localhost/smtprelay-peers:latest

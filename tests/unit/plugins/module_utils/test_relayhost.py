@@ -1,0 +1,204 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost import (
+    RelayhostError,
+    format_relayhost,
+    implied_tls,
+    parse_relayhost,
+    ses_endpoint,
+    ses_smtp_password,
+)
+from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+
+
+def one(host, port=25, mx_lookup=False, is_ip=False):
+    return {"host": host, "port": port, "mx_lookup": mx_lookup, "is_ip": is_ip}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", []),
+        ("   ", []),
+        ("relay.example.org", [one("relay.example.org", mx_lookup=True)]),
+        ("relay.example.org:2525", [one("relay.example.org", 2525, mx_lookup=True)]),
+        ("[relay.example.org]", [one("relay.example.org")]),
+        ("[relay.example.org]:587", [one("relay.example.org", 587)]),
+        ("[relay.example.org]:submission", [one("relay.example.org", 587)]),
+        ("[relay.example.org]:submissions", [one("relay.example.org", 465)]),
+        ("[relay.example.org]:smtps", [one("relay.example.org", 465)]),
+        ("[relay.example.org]:smtp", [one("relay.example.org", 25)]),
+        ("[192.0.2.10]:587", [one("192.0.2.10", 587, is_ip=True)]),
+        ("[ipv6:2001:db8::25]:465", [one("2001:db8::25", 465, is_ip=True)]),
+        ("[IPv6:2001:DB8::25]", [one("2001:db8::25", is_ip=True)]),
+        (
+            "[a.example.org]:587, [b.example.org]:587 c.example.org",
+            [one("a.example.org", 587), one("b.example.org", 587), one("c.example.org", mx_lookup=True)],
+        ),
+        ("[a.example.org]:587,[b.example.org]", [one("a.example.org", 587), one("b.example.org")]),
+        ("localhost", [one("localhost", mx_lookup=True)]),
+        ("[relay.example.org.]:587", [one("relay.example.org.", 587)]),
+    ],
+)
+def test_parse_valid(text, expected):
+    assert parse_relayhost(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("[relay.example.org:587]", "port is inside the brackets"),
+        ("192.0.2.10:587", "without brackets"),
+        ("192.0.2.10", "without brackets"),
+        ("2001:db8::25", "IPv6 address"),
+        ("[2001:db8::25]:587", "without the ipv6: prefix"),
+        ("[ipv6:192.0.2.1]", "is not an IPv6 address"),
+        ("[relay.example.org]:0", "outside 1-65535"),
+        ("[relay.example.org]:65536", "outside 1-65535"),
+        ("[relay.example.org]:smtpx", "unknown port or service"),
+        ("[relay.example.org]:", "unknown port or service"),
+        ("relay.example.org:", "missing port"),
+        ("[relay.example.org", "unbalanced brackets"),
+        ("relay.example.org]", "unbalanced brackets"),
+        ("[[relay.example.org]]", "unbalanced brackets"),
+        ("[relay.example.org]587", "after the brackets"),
+        ("[]:587", "not a valid host name"),
+        ("-bad-.example.org", "not a valid host name"),
+        ("relay_host.example.org", "not a valid host name"),
+        ("[relay.example.org]:587\nrelayhost = evil", "control character"),
+        ("[relay.example.org]:587\tx", "control character"),
+        ("relay..example.org", "not a valid host name"),
+    ],
+)
+def test_parse_invalid(text, fragment):
+    with pytest.raises(RelayhostError) as info:
+        parse_relayhost(text)
+    assert fragment in info.value.msg
+    assert repr(text) in info.value.msg
+
+
+def test_parse_suggests_the_fix_for_port_in_brackets():
+    with pytest.raises(RelayhostError, match=r"write \[relay.example.org\]:587"):
+        parse_relayhost("[relay.example.org:587]")
+
+
+def test_parse_refuses_non_string():
+    with pytest.raises(RelayhostError, match="must be a string"):
+        parse_relayhost(587)
+
+
+@pytest.mark.parametrize(
+    ("relay", "expected"),
+    [
+        ({"host": "relay.example.org", "port": 587}, "[relay.example.org]:587"),
+        ({"host": "relay.example.org", "port": 587, "mx_lookup": True}, "relay.example.org:587"),
+        ({"host": "relay.example.org"}, "[relay.example.org]"),
+        ({"host": "192.0.2.1", "port": 25, "mx_lookup": True}, "[192.0.2.1]:25"),
+        ({"host": "2001:db8::1", "port": "submission"}, "[ipv6:2001:db8::1]:587"),
+        (
+            [{"host": "a.example.org", "port": 587}, {"host": "2001:db8::1", "port": 587}],
+            "[a.example.org]:587, [ipv6:2001:db8::1]:587",
+        ),
+        ([], ""),
+    ],
+)
+def test_format_valid(relay, expected):
+    assert format_relayhost(relay) == expected
+
+
+@pytest.mark.parametrize(
+    ("relay", "fragment"),
+    [
+        ({"host": "relay.example.org:587"}, "not a valid host name"),
+        ({"host": "[relay.example.org]"}, "not a valid host name"),
+        ({"host": "relay.example.org", "port": 0}, "outside 1-65535"),
+        ({"host": "relay.example.org", "port": 70000}, "outside 1-65535"),
+        ({"host": "relay.example.org", "port": "smtpx"}, "unknown port or service"),
+        ({"host": "relay.example.org", "port": True}, "not a number"),
+        ({"host": "relay.example.org\nmydestination = x"}, "control character"),
+        ({"host": ""}, "non-empty string"),
+        ({"port": 587}, "non-empty string"),
+        ({"host": "relay.example.org", "prot": 587}, "unknown relay key"),
+        ("relay.example.org", "must be a dict"),
+    ],
+)
+def test_format_invalid(relay, fragment):
+    with pytest.raises(SmtpRelayError) as info:
+        format_relayhost(relay)
+    assert fragment in info.value.msg
+
+
+label = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
+hostnames = st.lists(label, min_size=1, max_size=4).map(".".join).map(lambda h: h + ".example")
+ipv4 = st.ip_addresses(v=4).map(str)
+ipv6 = st.ip_addresses(v=6).map(str)
+ports = st.integers(min_value=1, max_value=65535)
+relays = st.one_of(
+    st.fixed_dictionaries({"host": hostnames, "port": ports, "mx_lookup": st.booleans()}),
+    st.fixed_dictionaries({"host": st.one_of(ipv4, ipv6), "port": ports}),
+)
+
+
+@given(st.lists(relays, min_size=1, max_size=4))
+def test_round_trip_from_structure(relay_list):
+    text = format_relayhost(relay_list)
+    parsed = parse_relayhost(text)
+    assert len(parsed) == len(relay_list)
+    for given_relay, got in zip(relay_list, parsed, strict=True):
+        is_ip = got["is_ip"]
+        assert got["port"] == given_relay["port"]
+        if is_ip:
+            assert ipaddress.ip_address(got["host"]) == ipaddress.ip_address(given_relay["host"])
+            assert got["mx_lookup"] is False
+        else:
+            assert got["host"] == given_relay["host"]
+            assert got["mx_lookup"] == given_relay["mx_lookup"]
+    assert format_relayhost(parsed) == text
+
+
+@given(st.lists(relays, min_size=1, max_size=4), st.sampled_from([", ", ",", " ", " , "]))
+def test_round_trip_from_text(relay_list, separator):
+    text = separator.join(format_relayhost(r) for r in relay_list)
+    assert parse_relayhost(format_relayhost(parse_relayhost(text))) == parse_relayhost(text)
+
+
+@pytest.mark.parametrize(("port", "mode"), [(465, "implicit"), (2465, "implicit"), (587, "starttls"), (25, "starttls"), (30002, None)])
+def test_implied_tls(port, mode):
+    assert implied_tls(port) == mode
+
+
+EXAMPLE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+@pytest.mark.parametrize(
+    ("region", "password"),
+    [
+        ("us-east-1", "BLBM/9hSUELfq8Gw+rU1YcBjkOxGbhT2XG763xVLGWL9"),
+        ("eu-west-1", "BMW5RDrXmmVs0lV7GpI4oLkHXpZ4stDsk6q91z1g38Pk"),
+    ],
+)
+def test_ses_password_vectors(region, password):
+    assert ses_smtp_password(EXAMPLE_SECRET, region) == password
+
+
+@pytest.mark.parametrize("region", ["ap-east-1", "cn-north-1", "mars-1", "", "US-EAST-1"])
+def test_ses_region_without_endpoint_refused(region):
+    with pytest.raises(SmtpRelayError, match="no Amazon SES SMTP endpoint"):
+        ses_smtp_password(EXAMPLE_SECRET, region)
+
+
+def test_ses_empty_secret_refused_without_echo():
+    with pytest.raises(SmtpRelayError, match="secret access key") as info:
+        ses_smtp_password("", "eu-west-1")
+    assert "details" not in info.value.msg
+
+
+def test_ses_endpoint():
+    assert ses_endpoint("eu-west-1") == "email-smtp.eu-west-1.amazonaws.com"
