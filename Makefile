@@ -1,0 +1,103 @@
+# smtp.relay: the two commands are `make test` and `make demo`; everything they need is set up here.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT := $(CURDIR)
+VENV := $(ROOT)/.venv
+BIN := $(VENV)/bin
+PYTHON_BOOT ?= python3
+COLLECTIONS := $(ROOT)/.cache/collections
+LINK := $(COLLECTIONS)/ansible_collections/smtp/relay
+SANITY_ROOT := $(ROOT)/.cache/sanity/ansible_collections/smtp/relay
+DEB_PACKAGES := podman runc netavark aardvark-dns iptables debootstrap nsd rsync
+
+export CONTAINERS_CONF := $(ROOT)/tests/containers.conf
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_CONFIG := $(ROOT)/tests/ansible.cfg
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help deps venv link images lint sanity units peers-up peers-down integration molecule test demo bench build clean
+
+help:
+	@echo "make test   - every check, end to end, with its own set-up and clean-up (about 30 minutes)"
+	@echo "make demo   - configure, verify, mail through and write allowlist requests for a local fleet"
+	@echo "make bench  - benchmarks (see README)"
+
+# Debian packages the tests need on this machine; installed only where missing.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(BIN)/.stamp: tests/requirements.txt
+	$(PYTHON_BOOT) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r tests/requirements.txt
+	touch $@
+
+venv: $(BIN)/.stamp link
+
+# Ansible finds the collection under ansible_collections/smtp/relay: link the work tree there.
+link:
+	@mkdir -p $(dir $(LINK)) && ln -sfn ../../../.. $(LINK)
+
+images: deps
+	bash tests/images/build.sh
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/ansible-lint --profile production
+
+# ansible-test wants a real tree at ansible_collections/NS/NAME: copy what git would ship.
+sanity: venv
+	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_ROOT)
+	git ls-files -co --exclude-standard | rsync -a --files-from=- . $(SANITY_ROOT)/
+	# The copy sits inside this repository's ignored .cache: give it its own git so ansible-test sees its files.
+	cd $(SANITY_ROOT) && git init -q && git add -A
+	cd $(SANITY_ROOT) && $(BIN)/ansible-test sanity --venv --python 3.11 --color no
+
+units: venv
+	$(BIN)/pytest -m "not peers" tests/unit
+
+peers-up: venv images
+	$(BIN)/python -m tests.peers.lab up
+
+peers-down: venv
+	$(BIN)/python -m tests.peers.lab down
+
+# Tests against the real relay, DNS server and containers (peers must be up).
+integration: venv
+	$(BIN)/pytest -m peers tests/unit tests/integration
+	cd $(SANITY_ROOT) && $(BIN)/ansible-test integration --local --python 3.11 --color no
+
+molecule: venv
+	@for s in $$(ls molecule | grep -v '^_'); do \
+	  echo "== molecule scenario $$s"; $(BIN)/molecule test -s $$s || exit 1; done
+
+# The whole suite; the trap stops the peers whatever happens.
+test: deps venv images
+	$(MAKE) lint
+	$(MAKE) units
+	$(MAKE) sanity
+	$(BIN)/python -m tests.peers.lab up
+	trap '$(BIN)/python -m tests.peers.lab down' EXIT; \
+	  $(MAKE) integration && $(MAKE) molecule
+
+demo: deps venv images
+	$(BIN)/python -m tests.peers.lab up
+	bash demo/run.sh
+
+bench: deps venv images
+	bash bench/run.sh
+
+build: venv
+	rm -f smtp-relay-*.tar.gz
+	$(BIN)/ansible-galaxy collection build --force .
+
+clean:
+	-$(BIN)/python -m tests.peers.lab down
+	rm -rf .cache .peers tests/output smtp-relay-*.tar.gz

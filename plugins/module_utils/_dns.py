@@ -1,0 +1,274 @@
+# Copyright: Contributors to the smtp.relay project
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Private to this collection: DNS resolver wrapper: backend seam, per-run cache, deadlines, bounded pool.
+
+Every answer is an ``Answer`` whose ``status`` tells apart a name that does not exist (``nxdomain``), a name
+without data of that type (``nodata``) and a question nobody answered (``timeout``/``error``): checks must report the
+last ones as ``unknown``, never as pass or fail.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+
+try:
+    import dns.exception
+    import dns.name
+    import dns.rdatatype
+    import dns.resolver
+
+    HAS_DNSPYTHON = True
+    DNSPYTHON_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - depends on the host
+    HAS_DNSPYTHON = False
+    DNSPYTHON_IMPORT_ERROR = exc
+
+OK = "ok"
+NXDOMAIN = "nxdomain"
+NODATA = "nodata"
+TIMEOUT = "timeout"
+ERROR = "error"
+INVALID = "invalid"
+
+MAX_CNAME_CHAIN = 8
+SUPPORTED_TYPES = ("A", "AAAA", "MX", "TXT", "CNAME", "PTR", "NS", "SPF")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One question's outcome; ``records`` are plain values (see ``rdata_value``), ``cnames`` the chain followed."""
+
+    name: str
+    rdtype: str
+    status: str
+    records: tuple = ()
+    cnames: tuple = ()
+    error: str | None = None
+
+    @property
+    def answered(self) -> bool:
+        """True when the DNS gave a definite answer (data, no data or no such name)."""
+        return self.status in (OK, NODATA, NXDOMAIN, INVALID)
+
+    @property
+    def empty(self) -> bool:
+        return self.answered and not self.records
+
+    def texts(self) -> list[str]:
+        """TXT records as text: the strings of one record joined, undecodable bytes replaced."""
+        return [b"".join(r).decode("utf-8", "replace") for r in self.records]
+
+
+def normalize_name(name: str) -> str:
+    return name.strip().rstrip(".").lower()
+
+
+def rdata_value(rdata, rdtype: str):
+    """Plain Python value for one dnspython rdata, the shape pyspf's DNS drivers hand on."""
+    if rdtype in ("A", "AAAA"):
+        return rdata.address
+    if rdtype == "MX":
+        return (rdata.preference, rdata.exchange.to_text(omit_final_dot=True))
+    if rdtype in ("TXT", "SPF"):
+        return tuple(rdata.strings)
+    return rdata.target.to_text(omit_final_dot=True)
+
+
+class DnspythonBackend:
+    """Ask real servers through dnspython: the given nameservers (and port), or the system's resolv.conf."""
+
+    def __init__(self, nameservers=None, port: int = 53):
+        if not HAS_DNSPYTHON:
+            raise SmtpRelayError(
+                "dnspython is required to query DNS: install python3-dnspython (Debian) or dnspython (pip) "
+                "where the module runs",
+                missing_library="dnspython",
+            )
+        self.nameservers = list(nameservers or [])
+        self.port = port
+        # dnspython Resolver objects keep mutable state: one per worker thread.
+        self._local = threading.local()
+
+    def _resolver(self):
+        res = getattr(self._local, "resolver", None)
+        if res is None:
+            res = dns.resolver.Resolver(configure=not self.nameservers)
+            if self.nameservers:
+                res.nameservers = self.nameservers
+                res.port = self.port
+            # Retrying a server that just said SERVFAIL only burns the deadline.
+            res.retry_servfail = False
+            self._local.resolver = res
+        return res
+
+    def lookup(self, name: str, rdtype: str, timeout: float) -> Answer:
+        res = self._resolver()
+        res.timeout = timeout
+        try:
+            ans = res.resolve(name, rdtype, search=False, raise_on_no_answer=False, lifetime=timeout)
+        except dns.resolver.NXDOMAIN:
+            return Answer(name, rdtype, NXDOMAIN)
+        except dns.exception.Timeout as exc:
+            return Answer(name, rdtype, TIMEOUT, error=str(exc))
+        except dns.resolver.NoNameservers as exc:
+            return Answer(name, rdtype, ERROR, error=str(exc))
+        except (dns.name.NameTooLong, dns.name.LabelTooLong, dns.name.EmptyLabel) as exc:
+            return Answer(name, rdtype, INVALID, error=str(exc))
+        except dns.exception.DNSException as exc:
+            return Answer(name, rdtype, ERROR, error=f"{type(exc).__name__}: {exc}")
+        qname = dns.name.from_text(name)
+        cnames = tuple(c.to_text(omit_final_dot=True).lower() for c in _cname_targets(ans, qname))
+        records = tuple(rdata_value(r, rdtype) for r in ans.rrset) if ans.rrset is not None else ()
+        return Answer(name, rdtype, OK if records else NODATA, records, cnames)
+
+
+def _cname_targets(ans, qname):
+    """Targets of the CNAME chain that the server put into the answer, in order."""
+    targets, current = [], qname
+    by_owner = {rrset.name: rrset for rrset in ans.response.answer if rrset.rdtype == dns.rdatatype.CNAME}
+    while current in by_owner and len(targets) <= MAX_CNAME_CHAIN:
+        current = by_owner[current][0].target
+        targets.append(current)
+    return targets
+
+
+class StaticBackend:
+    """Answers from a dict, for tests and for pinning answers: ``{(name, type): [values]}``.
+
+    A name present under any type answers ``nodata`` for the others; an absent name is ``nxdomain``.
+    ``timeouts`` holds names (any type) or ``(name, type)`` pairs that never answer. A ``CNAME`` entry is
+    followed by the resolver as a real one would be.
+    """
+
+    def __init__(self, records: dict, timeouts=()):
+        self.records = {(normalize_name(n), t.upper()): list(v) for (n, t), v in records.items()}
+        self.names = {n for n, _ in self.records}
+        self.timeouts = {t if isinstance(t, str) else (normalize_name(t[0]), t[1].upper()) for t in timeouts}
+        self.asked: list[tuple[str, str]] = []
+
+    def lookup(self, name: str, rdtype: str, timeout: float) -> Answer:
+        key = (normalize_name(name), rdtype)
+        self.asked.append(key)
+        if key[0] in self.timeouts or key in self.timeouts:
+            return Answer(name, rdtype, TIMEOUT, error="no answer (static)")
+        if key in self.records:
+            return Answer(name, rdtype, OK, tuple(self.records[key]))
+        cname = self.records.get((key[0], "CNAME"))
+        if cname and rdtype != "CNAME":
+            return Answer(name, rdtype, NODATA, cnames=(normalize_name(cname[0]),))
+        return Answer(name, rdtype, NODATA if key[0] in self.names else NXDOMAIN)
+
+
+@dataclass
+class Resolver:
+    """The one way module_utils ask DNS: cached per run, bounded by a per-query timeout and an overall deadline.
+
+    Each (name, type) reaches the backend at most once per Resolver, even when many threads ask at the same time.
+    """
+
+    backend: object
+    timeout: float = 5.0
+    deadline: float | None = None
+    _cache: dict = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _expires: float | None = field(default=None, repr=False)
+    asked: int = 0
+
+    def __post_init__(self):
+        if self.timeout <= 0:
+            raise SmtpRelayError(f"timeout must be a positive number of seconds, got {self.timeout!r}", field="timeout")
+        if self.deadline is not None:
+            if self.deadline <= 0:
+                raise SmtpRelayError(
+                    f"deadline must be a positive number of seconds, got {self.deadline!r}", field="deadline"
+                )
+            self._expires = time.monotonic() + self.deadline
+
+    def remaining(self) -> float | None:
+        return None if self._expires is None else self._expires - time.monotonic()
+
+    def query(self, name: str, rdtype: str) -> Answer:
+        """Ask once per run; CNAME chains the server left unfinished are followed here."""
+        rdtype = rdtype.upper()
+        if rdtype not in SUPPORTED_TYPES:
+            raise SmtpRelayError(f"unsupported DNS type {rdtype!r}; accepted: {', '.join(SUPPORTED_TYPES)}")
+        name = normalize_name(name)
+        chain: list[str] = []
+        answer = self._cached(name, rdtype)
+        while answer.status == NODATA and answer.cnames and rdtype != "CNAME":
+            chain.extend(answer.cnames)
+            target = answer.cnames[-1]
+            if len(chain) > MAX_CNAME_CHAIN or target in chain[:-1] or target == name:
+                # A loop is a lasting misconfiguration, not a failure to get an answer: no data, said why.
+                return Answer(name, rdtype, NODATA, cnames=tuple(chain), error="CNAME chain too long or looping")
+            answer = self._cached(target, rdtype)
+        chain.extend(answer.cnames)
+        if not chain:
+            return answer
+        return Answer(name, rdtype, answer.status, answer.records, tuple(chain), answer.error)
+
+    def _cached(self, name: str, rdtype: str) -> Answer:
+        key = (name, rdtype)
+        with self._lock:
+            fut = self._cache.get(key)
+            owner = fut is None
+            if owner:
+                fut = self._cache[key] = Future()
+        if owner:
+            try:
+                fut.set_result(self._ask(name, rdtype))
+            except BaseException as exc:
+                fut.set_exception(exc)
+        return fut.result()
+
+    def _ask(self, name: str, rdtype: str) -> Answer:
+        budget = self.timeout
+        left = self.remaining()
+        if left is not None:
+            if left <= 0:
+                return Answer(name, rdtype, TIMEOUT, error="overall deadline reached before asking")
+            budget = min(budget, left)
+        with self._lock:
+            self.asked += 1
+        return self.backend.lookup(name, rdtype, budget)
+
+    def addresses(self, name: str) -> tuple[list[str], list[Answer]]:
+        """A and AAAA of a name, with both answers so callers can tell 'none' from 'unknown'."""
+        answers = [self.query(name, "A"), self.query(name, "AAAA")]
+        return [ip for a in answers for ip in a.records], answers
+
+
+def make_resolver(nameservers=None, port: int = 53, timeout: float = 5.0, deadline: float | None = None, backend=None):
+    """A Resolver over dnspython (or the given backend), after checking the server options."""
+    servers = []
+    for ns in nameservers or []:
+        try:
+            servers.append(str(ipaddress.ip_address(str(ns).strip())))
+        except ValueError:
+            raise SmtpRelayError(
+                f"nameservers: {ns!r} is not an IP address; give the servers' IPv4 or IPv6 addresses",
+                field="nameservers",
+            ) from None
+    if not 0 < int(port) < 65536:
+        raise SmtpRelayError(f"port must be between 1 and 65535, got {port!r}", field="port")
+    if backend is None:
+        backend = DnspythonBackend(servers, int(port))
+    return Resolver(backend, float(timeout), None if deadline is None else float(deadline))
+
+
+def run_bounded(func, items, workers: int):
+    """``[func(item) for item in items]`` on at most ``workers`` threads, results in input order."""
+    items = list(items)
+    if workers < 1:
+        raise SmtpRelayError(f"workers must be at least 1, got {workers!r}", field="workers")
+    if workers == 1 or len(items) <= 1:
+        return [func(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(func, items))

@@ -1,0 +1,131 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""_dns: cache (one question per name and type, even under concurrency), CNAME chains, deadlines, the pool."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from ansible_collections.smtp.relay.plugins.module_utils._dns import (
+    NODATA,
+    NXDOMAIN,
+    OK,
+    TIMEOUT,
+    Answer,
+    Resolver,
+    StaticBackend,
+    make_resolver,
+    run_bounded,
+)
+from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+
+
+class SlowBackend(StaticBackend):
+    def lookup(self, name, rdtype, timeout):
+        time.sleep(0.05)
+        return super().lookup(name, rdtype, timeout)
+
+
+def test_statuses_tell_nxdomain_nodata_and_timeout_apart():
+    r = Resolver(StaticBackend({("a.org", "A"): ["127.0.0.1"]}, timeouts=["slow.org"]), timeout=1)
+    assert r.query("a.org", "A").status == OK
+    assert r.query("A.org.", "a").records == ("127.0.0.1",)
+    assert r.query("a.org", "MX").status == NODATA
+    assert r.query("b.org", "A").status == NXDOMAIN
+    slow = r.query("slow.org", "A")
+    assert slow.status == TIMEOUT
+    assert not slow.answered
+    assert not slow.empty
+
+
+def test_each_name_is_asked_once_even_concurrently():
+    backend = SlowBackend({("a.org", "TXT"): [(b"x",)]})
+    r = Resolver(backend, timeout=1)
+    threads = [threading.Thread(target=r.query, args=("a.org", "TXT")) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    r.query("A.ORG.", "TXT")
+    assert backend.asked == [("a.org", "TXT")]
+    assert r.asked == 1
+
+
+def test_cname_chain_is_followed_and_reported():
+    backend = StaticBackend(
+        {("x.org", "CNAME"): ["y.org"], ("y.org", "CNAME"): ["z.org"], ("z.org", "TXT"): [(b"v=DKIM1; p=",)]}
+    )
+    answer = Resolver(backend).query("x.org", "TXT")
+    assert answer.status == OK
+    assert answer.cnames == ("y.org", "z.org")
+    assert answer.texts() == ["v=DKIM1; p="]
+
+
+def test_cname_loop_is_no_data_not_a_hang():
+    backend = StaticBackend({("x.org", "CNAME"): ["y.org"], ("y.org", "CNAME"): ["x.org"]})
+    answer = Resolver(backend).query("x.org", "TXT")
+    assert answer.status == NODATA
+    assert "loop" in answer.error
+
+
+def test_deadline_turns_later_questions_into_timeouts():
+    r = Resolver(SlowBackend({("a.org", "A"): ["127.0.0.1"]}), timeout=1, deadline=0.01)
+    time.sleep(0.02)
+    answer = r.query("a.org", "A")
+    assert answer.status == TIMEOUT
+    assert "deadline" in answer.error
+    assert r.asked == 0
+
+
+def test_per_query_budget_is_capped_by_the_deadline():
+    seen = []
+
+    class Recorder:
+        def lookup(self, name, rdtype, timeout):
+            seen.append(timeout)
+            return Answer(name, rdtype, NXDOMAIN)
+
+    Resolver(Recorder(), timeout=5, deadline=0.5).query("a.org", "A")
+    assert 0 < seen[0] <= 0.5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"nameservers": ["ns.example.org"]}, "nameservers"),
+        ({"port": 0}, "port"),
+        ({"timeout": 0}, "timeout"),
+        ({"deadline": -1}, "deadline"),
+    ],
+)
+def test_make_resolver_refuses_bad_options(kwargs, field):
+    with pytest.raises(SmtpRelayError) as err:
+        make_resolver(backend=StaticBackend({}), **kwargs)
+    assert err.value.details["field"] == field
+
+
+def test_make_resolver_accepts_servers_and_port():
+    r = make_resolver(["127.0.0.1", " ::1 "], port=5353, timeout=2, deadline=10)
+    assert r.backend.nameservers == ["127.0.0.1", "::1"]
+    assert r.backend.port == 5353
+    assert r.timeout == 2
+
+
+def test_run_bounded_keeps_order_and_bounds_threads():
+    active, peak, lock = [0], [0], threading.Lock()
+
+    def work(i):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.01)
+        with lock:
+            active[0] -= 1
+        return i * 2
+
+    assert run_bounded(work, range(20), 3) == [i * 2 for i in range(20)]
+    assert 1 < peak[0] <= 3
+    with pytest.raises(SmtpRelayError):
+        run_bounded(work, [1], 0)
