@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 name: parse_relayhost
 short_description: Parse a Postfix relayhost string
 version_added: 1.0.0
-author: smtp.relay developers
+author: smtp.relay contributors (@smtp-relay)
 description:
   - Turns a Postfix C(relayhost) value into a list of destinations, in the order Postfix tries them.
   - Brackets turn MX lookup off; IP addresses must be bracketed, IPv6 ones written C([ipv6:ADDRESS]).

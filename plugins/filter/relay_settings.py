@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 name: relay_settings
 short_description: Plan the Postfix settings of the smtp.relay.postfix role
 version_added: 1.0.0
-author: smtp.relay developers
+author: smtp.relay contributors (@smtp-relay)
 description:
   - Turns the role's C(postfix_*) variables into the main.cf settings, the SASL map key and the sender
     rewriting map the role applies. The role calls it before touching a host, so that bad input is refused
@@ -33,7 +33,11 @@ options:
 EXAMPLES = r"""
 - name: Show what the role would write to main.cf
   ansible.builtin.debug:
-    msg: "{{ {'postfix_relay_host': 'smtp.campus.example.edu', 'postfix_relay_port': 587} | smtp.relay.relay_settings }}"
+    msg: "{{ role_vars | smtp.relay.relay_settings }}"
+  vars:
+    role_vars:
+      postfix_relay_host: smtp.campus.example.edu
+      postfix_relay_port: 587
 """
 
 RETURN = r"""

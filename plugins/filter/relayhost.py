@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 name: relayhost
 short_description: Build a Postfix relayhost string
 version_added: 1.0.0
-author: smtp.relay developers
+author: smtp.relay contributors (@smtp-relay)
 description:
   - Turns a relay description (or a list of them, tried in order) into a Postfix C(relayhost) value.
   - Host names are bracketed unless O(_input.mx_lookup) is true; IP addresses are always bracketed,
@@ -28,7 +28,9 @@ options:
         description: TCP port (number or service name). Left out of the result when not given (Postfix then uses 25).
         type: raw
       mx_lookup:
-        description: Let Postfix look up MX records for O(_input.host) (no brackets). Almost never wanted for a smarthost.
+        description:
+          - Let Postfix look up MX records for O(_input.host) (no brackets).
+          - Almost never wanted for a smarthost.
         type: bool
         default: false
 """
@@ -41,7 +43,11 @@ EXAMPLES = r"""
 
 - name: Two relays, tried in order
   ansible.builtin.set_fact:
-    relayhost: "{{ [{'host': 'relay1.example.org', 'port': 587}, {'host': '2001:db8::25', 'port': 587}] | smtp.relay.relayhost }}"
+    relayhost: "{{ relays | smtp.relay.relayhost }}"
+  vars:
+    relays:
+      - {host: relay1.example.org, port: 587}
+      - {host: "2001:db8::25", port: 587}
   # [relay1.example.org]:587, [ipv6:2001:db8::25]:587
 """
 

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 name: ses_smtp_password
 short_description: Derive the Amazon SES SMTP password from an AWS secret access key
 version_added: 1.0.0
-author: smtp.relay developers
+author: smtp.relay contributors (@smtp-relay)
 description:
   - Computes the SES SMTP password (signature version 4) that belongs to an IAM secret access key in a region.
   - The password is region specific; a region without an SES SMTP endpoint is refused.

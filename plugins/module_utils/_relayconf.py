@@ -111,8 +111,8 @@ def _domain_of(address: str) -> str:
 
 
 def _domain_allowed(domain: str, allowed: list[str]) -> bool:
-    for rule in allowed:
-        rule = rule.lower().rstrip(".")
+    for raw_rule in allowed:
+        rule = raw_rule.lower().rstrip(".")
         if rule.startswith("*."):
             if domain.endswith(rule[1:]):
                 return True
@@ -221,4 +221,4 @@ def build(spec: dict, local_names: list[str], ca_default: str) -> dict:
 
 def relayhost_key(relayhost: str) -> str:
     """The SASL map key Postfix looks up: the first relayhost destination, written exactly as in relayhost."""
-    return relayhost.split(",")[0].strip()
+    return relayhost.split(",", 1)[0].strip()

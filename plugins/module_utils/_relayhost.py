@@ -129,7 +129,9 @@ def _parse_bare(token: str, whole: str) -> dict:
         raise _fail(whole, f"missing port after {host!r}:")
     port = parse_port(port_text, whole) if port_text else 25
     if ip_address(host) is not None:
-        raise _fail(whole, f"IP address {host!r} without brackets", f"write [{host}]" + (f":{port}" if port_text else ""))
+        raise _fail(
+            whole, f"IP address {host!r} without brackets", f"write [{host}]" + (f":{port}" if port_text else "")
+        )
     if not is_hostname(host):
         raise _fail(whole, f"{host!r} is not a valid host name")
     return {"host": host, "port": port, "mx_lookup": True, "is_ip": False}

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 module: sender_check
 short_description: Check sender addresses and domains before a relay loses their mail
 version_added: 1.0.0
-author: smtp.relay developers
+author: smtp.relay contributors (@smtp-relay)
 description:
   - For each sender domain, reports what will go wrong when mail from it leaves through the relay, before the
     first message is lost. Read-only; it only asks DNS.
@@ -235,10 +235,10 @@ dns_queries:
   type: int
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError  # noqa: E402
-from ansible_collections.smtp.relay.plugins.module_utils._sender import (  # noqa: E402
+from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+from ansible_collections.smtp.relay.plugins.module_utils._sender import (
     DEFAULT_WORKERS,
     PROVIDERS,
     check_senders,

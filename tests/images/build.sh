@@ -7,7 +7,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$here/../containers.conf}"
 
 suite=bookworm
-base_packages=python3,systemd,systemd-sysv,dbus,ca-certificates,iproute2,procps,sudo,apt-utils
+base_packages=python3,python3-apt,systemd,systemd-sysv,dbus,ca-certificates,iproute2,procps,sudo,apt-utils
 base_recipe="$(printf "%s\n" "$suite" "$base_packages" | sha256sum | cut -c1-12)"
 base="localhost/smtprelay-debian:$base_recipe"
 

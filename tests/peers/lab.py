@@ -135,7 +135,9 @@ def wait_for_port(host: str, port: int, timeout: float = 30) -> None:
                 return
         except OSError:
             if time.monotonic() > deadline:
-                raise SystemExit(f"peer {host}:{port} did not come up within {timeout:.0f}s (see .peers/*/log)") from None
+                raise SystemExit(
+                    f"peer {host}:{port} did not come up within {timeout:.0f}s (see .peers/*/log)"
+                ) from None
             time.sleep(0.3)
 
 

@@ -34,7 +34,9 @@ def test_format_through_templar():
 
 
 def test_ses_password_through_templar():
-    got = render("{{ secret | smtp.relay.ses_smtp_password('eu-west-1') }}", secret="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    got = render(
+        "{{ secret | smtp.relay.ses_smtp_password('eu-west-1') }}", secret="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    )
     assert got == "BMW5RDrXmmVs0lV7GpI4oLkHXpZ4stDsk6q91z1g38Pk"
 
 

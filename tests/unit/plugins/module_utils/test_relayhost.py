@@ -169,7 +169,9 @@ def test_round_trip_from_text(relay_list, separator):
     assert parse_relayhost(format_relayhost(parse_relayhost(text))) == parse_relayhost(text)
 
 
-@pytest.mark.parametrize(("port", "mode"), [(465, "implicit"), (2465, "implicit"), (587, "starttls"), (25, "starttls"), (30002, None)])
+@pytest.mark.parametrize(
+    ("port", "mode"), [(465, "implicit"), (2465, "implicit"), (587, "starttls"), (25, "starttls"), (30002, None)]
+)
 def test_implied_tls(port, mode):
     assert implied_tls(port) == mode
 

@@ -1,0 +1,263 @@
+# Copyright: Contributors to the smtp.relay project
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Private to this collection: Postfix lookup-table files and their indexed builds."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+from ansible_collections.smtp.relay.plugins.module_utils._postconf import (
+    DEFAULT_CONFIG_DIR,
+    MASK,
+    PostconfRunner,
+    file_identity,
+    fsync_dir,
+    main_cf_exists,
+    read_effective,
+    read_text,
+    unlink_quietly,
+    write_temp,
+)
+
+# Suffix postmap gives the indexed file; None: Postfix reads the source itself. hash and btree share .db.
+INDEX_SUFFIX = {"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb", "texthash": None}
+MAP_TYPES = tuple(INDEX_SUFFIX)
+SECRET_MODE = 0o600
+DEFAULT_MODE = 0o644
+HEADER = "# Managed by Ansible (smtp.relay.postfix_map): local changes are overwritten.\n"
+
+_WHITESPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def index_path(path: str, map_type: str) -> str | None:
+    suffix = INDEX_SUFFIX[map_type]
+    return path + suffix if suffix else None
+
+
+def map_reference(path: str, map_type: str) -> str:
+    """What main.cf needs, e.g. ``hash:/etc/postfix/sasl_passwd``."""
+    return f"{map_type}:{path}"
+
+
+def validate_entries(entries: Mapping[str, object], secret: bool = False) -> dict[str, str]:
+    """Refuse what postmap would misread; messages name the key and never a secret value."""
+    if not isinstance(entries, Mapping):
+        raise SmtpRelayError(f"entries must be a mapping of key to value, got {type(entries).__name__}")
+    result: dict[str, str] = {}
+    folded: dict[str, str] = {}
+    for key, value in entries.items():
+        if not isinstance(key, str) or not key:
+            raise SmtpRelayError(f"entries: key {key!r} must be a non-empty string", key=str(key))
+        if _WHITESPACE_OR_CONTROL.search(key) or key.startswith("#"):
+            raise SmtpRelayError(
+                f"entries: key {key!r} contains whitespace or a control character, or starts with '#'; "
+                "a lookup key is one word",
+                key=key,
+            )
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise SmtpRelayError(
+                f"entries.{key}: the value must be a string or a number, got {type(value).__name__}", key=key
+            )
+        text = str(value)
+        shown = MASK if secret else repr(text)
+        # postmap trims the value and would silently store a different password than the one given.
+        if not text or _CONTROL.search(text) or text != text.strip():
+            raise SmtpRelayError(
+                f"entries.{key}: value {shown} is empty, has leading/trailing whitespace or contains a newline or "
+                "control character; a lookup value is one non-empty line (inner spaces are allowed)",
+                key=key,
+            )
+        # postmap folds keys to lower case: two keys differing only in case would become duplicates.
+        other = folded.setdefault(key.lower(), key)
+        if other != key:
+            raise SmtpRelayError(
+                f"entries: keys {other!r} and {key!r} differ only in case; postmap folds them", key=key
+            )
+        result[key] = text
+    return result
+
+
+def render_map(entries: Mapping[str, str]) -> str:
+    """Stable text: a header, then one ``key value`` line per entry in key order."""
+    return HEADER + "".join(f"{key} {entries[key]}\n" for key in sorted(entries))
+
+
+def parse_map(text: str) -> dict[str, str]:
+    """Entries of a map source (comments and blank lines skipped; the first word is the key)."""
+    result = {}
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#") or line[0] in " \t":
+            continue
+        key, *value = line.split(None, 1)
+        result[key] = value[0].strip() if value else ""
+    return result
+
+
+def masked_view(text: str | None, previous: Mapping[str, str] | None = None) -> str:
+    """Keys only, values hidden; a value that differs from ``previous`` is marked, never shown."""
+    if text is None:
+        return ""
+    lines = []
+    for key, value in sorted(parse_map(text).items()):
+        note = ""
+        if previous is not None and previous.get(key) != value:
+            note = " (changed)" if key in previous else " (new)"
+        lines.append(f"{key} {MASK}{note}\n")
+    return "".join(lines)
+
+
+def is_stale(path: str, map_type: str) -> bool:
+    """The indexed file is missing or older than its source (so Postfix would read old data)."""
+    index = index_path(path, map_type)
+    if index is None:
+        return False
+    try:
+        return os.stat(index).st_mtime < os.stat(path).st_mtime
+    except FileNotFoundError:
+        return True
+
+
+def resolve_type(runner: PostconfRunner, config_dir: str, map_type: str | None) -> str:
+    if map_type is None:
+        map_type = read_effective(runner, config_dir, ["default_database_type"]).get("default_database_type", "hash")
+    if map_type not in INDEX_SUFFIX:
+        raise SmtpRelayError(f"type {map_type!r} is not supported; use one of {', '.join(MAP_TYPES)}", type=map_type)
+    return map_type
+
+
+def resolve_path(name: str | None, path: str | None, config_dir: str) -> str:
+    if path:
+        if not os.path.isabs(path):
+            raise SmtpRelayError(f"path {path!r} must be absolute", path=path)
+        return path
+    if not name or "/" in name or name in (".", "..") or _WHITESPACE_OR_CONTROL.search(name):
+        raise SmtpRelayError(f"name {name!r} must be a plain file name under config_dir", name=str(name))
+    return os.path.join(config_dir, name)
+
+
+def _build(runner: PostconfRunner, config_dir: str, path: str, text: str, *, map_type: str, mode: int, owner) -> None:
+    """Write a hidden temporary source next to the target, index it, then rename index and source.
+
+    postmap always rewrites the file it builds, so building in place would expose a half-built index
+    to a running Postfix. The source is renamed last so that it is never newer than its index.
+    """
+    directory = os.path.dirname(path)
+    uid, gid = owner
+    tmp = write_temp(directory, os.path.basename(path), text, mode=mode, uid=uid, gid=gid)
+    tmp_index = index_path(tmp, map_type)
+    try:
+        if tmp_index is not None:
+            if not main_cf_exists(config_dir):
+                raise SmtpRelayError(
+                    f"postmap needs {config_dir}/main.cf, which does not exist: configure Postfix first "
+                    "(smtp.relay.postconf), or use type texthash",
+                    config_dir=config_dir,
+                )
+            _out, err = runner.run("postmap", ["-c", config_dir, f"{map_type}:{tmp}"])
+            warnings = [ln for ln in (err or "").splitlines() if "warning" in ln]
+            if warnings:
+                # postmap only warns about malformed lines; an index missing entries is a failure here.
+                raise SmtpRelayError(f"postmap reported problems building {path}: {'; '.join(warnings)}", path=path)
+            os.chmod(tmp_index, mode)
+            if uid is not None:
+                os.chown(tmp_index, uid, -1 if gid is None else gid)
+            os.replace(tmp_index, index_path(path, map_type))
+        os.replace(tmp, path)
+    except BaseException:
+        unlink_quietly(tmp)
+        if tmp_index is not None:
+            unlink_quietly(tmp_index)
+        raise
+    fsync_dir(directory)
+
+
+def _needs_fixing(path: str, map_type: str, mode: int, owner) -> bool:
+    """Whether a secret map's files have another mode or owner than wanted."""
+    for candidate in (path, index_path(path, map_type)):
+        if candidate is None or not os.path.exists(candidate):
+            continue
+        st = os.stat(candidate)
+        if st.st_mode & 0o7777 != mode or (owner[0] is not None and st.st_uid != owner[0]):
+            return True
+    return False
+
+
+def _fix_identity(path: str, map_type: str, mode: int, owner) -> None:
+    for candidate in (path, index_path(path, map_type)):
+        if candidate is not None and os.path.exists(candidate):
+            os.chmod(candidate, mode)
+            if owner[0] is not None:
+                os.chown(candidate, owner[0], owner[1])
+
+
+def _remove(path: str, check_mode: bool) -> bool:
+    candidates = [path, *sorted({path + s for s in INDEX_SUFFIX.values() if s})]
+    existing = [p for p in candidates if os.path.exists(p)]
+    if not check_mode:
+        for p in existing:
+            os.unlink(p)
+    return bool(existing)
+
+
+def ensure_map(
+    runner: PostconfRunner,
+    *,
+    entries: Mapping[str, object] | None = None,
+    name: str | None = None,
+    path: str | None = None,
+    map_type: str | None = None,
+    secret: bool = False,
+    config_dir: str = DEFAULT_CONFIG_DIR,
+    state: str = "present",
+    check_mode: bool = False,
+) -> dict:
+    """Bring one lookup table to the wanted content; rebuild its index only when it changed or is stale.
+
+    Returns ``changed``, ``path``, ``map`` (``type:path``) and ``diff`` (values masked when secret).
+    """
+    path = resolve_path(name, path, config_dir)
+    wanted = validate_entries(entries or {}, secret) if state == "present" else {}
+    map_type = resolve_type(runner, config_dir, map_type)
+    result = {"changed": False, "path": path, "map": map_reference(path, map_type)}
+    current = read_text(path)
+
+    if state == "absent":
+        result["changed"] = _remove(path, check_mode)
+        result["diff"] = {"before_header": path, "after_header": path, "before": "", "after": ""}
+        if current is not None:
+            result["diff"]["before"] = masked_view(current) if secret else current
+        return result
+
+    if not os.path.isdir(os.path.dirname(path)):
+        raise SmtpRelayError(f"directory of {path} does not exist", path=path)
+    text = render_map(wanted)
+    if secret:
+        mode, owner = SECRET_MODE, ((0, 0) if os.geteuid() == 0 else (None, None))
+    else:
+        mode, uid, gid = file_identity(path, DEFAULT_MODE)
+        owner = (uid, gid)
+    content_changed = current != text
+    stale = is_stale(path, map_type)
+    identity_wrong = secret and _needs_fixing(path, map_type, mode, owner)
+
+    before_header = path if current is not None else f"{path} (absent)"
+    after_header = path + (" (index rebuilt)" if stale and not content_changed else "")
+    if secret:
+        before, after = masked_view(current), masked_view(text, parse_map(current or ""))
+    else:
+        before, after = current or "", text
+    result["diff"] = {"before_header": before_header, "after_header": after_header, "before": before, "after": after}
+    result["changed"] = content_changed or stale or identity_wrong
+    if check_mode or not result["changed"]:
+        return result
+
+    if content_changed or stale:
+        _build(runner, config_dir, path, text, map_type=map_type, mode=mode, owner=owner)
+    if identity_wrong:
+        _fix_identity(path, map_type, mode, owner)
+    return result

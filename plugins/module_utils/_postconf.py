@@ -1,0 +1,517 @@
+# Copyright: Contributors to the smtp.relay project
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Private to this collection: read, plan, stage, validate and write main.cf through the postconf binary."""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+
+DEFAULT_CONFIG_DIR = "/etc/postfix"
+MASK = "********"
+
+# Postfix reads these only when master(8) starts: a reload keeps the old value ("postfix stop; postfix
+# start" is documented for inet_interfaces/inet_protocols; the directories and identities are fixed at start).
+RESTART_PARAMETERS = frozenset(
+    {
+        "inet_interfaces",
+        "inet_protocols",
+        "queue_directory",
+        "data_directory",
+        "daemon_directory",
+        "command_directory",
+        "process_id_directory",
+        "mail_owner",
+        "setgid_group",
+        "import_environment",
+    }
+)
+
+# Names that say their value is a credential. Map references (``*_maps``) and file names (``*_file``)
+# name where a secret lives, not the secret, and stay readable.
+_SECRET_NAME = re.compile(r"(pass(word|wd|phrase)?|secret|token|api_?key|credential)", re.IGNORECASE)
+_NOT_SECRET_SUFFIX = ("_maps", "_file", "_files", "_path", "_directory", "_options", "_type")
+
+# A parameter name: what Postfix accepts on the left of '=' and what we agree to write.
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+_PARAM_LINE = re.compile(r"^([^\s=#]+)\s*=\s?(.*)$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_UNUSED = re.compile(r"unused parameter: (?:-o )?([^\s=]+)=")
+_BOOL_VALUES = ("yes", "no")
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(_SECRET_NAME.search(name)) and not name.endswith(_NOT_SECRET_SUFFIX)
+
+
+def _main_cf(config_dir: str) -> str:
+    return os.path.join(config_dir, "main.cf")
+
+
+def main_cf_exists(config_dir: str) -> bool:
+    """Debian's "No configuration" install leaves no main.cf, and then every ``postconf -c`` fails."""
+    return os.path.exists(_main_cf(config_dir))
+
+
+class PostconfRunner:
+    """The seam between this logic and the Postfix binaries.
+
+    ``run_command(args) -> (rc, stdout, stderr)``; modules pass ``module.run_command``, tests a fake.
+    ``which(name) -> path | None`` resolves binaries (modules pass ``module.get_bin_path``); without it
+    the bare names are run, which is what tests expect.
+    """
+
+    def __init__(self, run_command: Callable, which: Callable[[str], str | None] | None = None):
+        self._run_command = run_command
+        self._which = which
+        self._defaults: dict[str, str] | None = None
+
+    @classmethod
+    def for_module(cls, module) -> PostconfRunner:
+        """The runner a module uses (duck-typed: this file imports nothing from ansible)."""
+        return cls(module.run_command, which=lambda name: module.get_bin_path(name, opt_dirs=["/usr/sbin", "/sbin"]))
+
+    def _binary(self, name: str) -> str:
+        if self._which is None:
+            return name
+        path = self._which(name)
+        if not path:
+            raise SmtpRelayError(f"{name} not found on the host: install Postfix first", binary=name)
+        return path
+
+    def run(self, binary: str, args: list[str], mask: Callable[[str], str] = str) -> tuple[str, str]:
+        """Run a Postfix binary; fail with its (masked) stderr when it exits non-zero."""
+        rc, out, err = self.run_unchecked(binary, args)
+        if rc != 0:
+            detail = mask((err or out or "").strip())
+            raise SmtpRelayError(f"{binary} {' '.join(args)} failed (rc={rc}): {detail}", rc=rc, stderr=detail)
+        return out, err
+
+    def run_unchecked(self, binary: str, args: list[str]) -> tuple[int, str, str]:
+        return self._run_command([self._binary(binary), *args])
+
+    def postconf(self, args: list[str], mask: Callable[[str], str] = str) -> tuple[str, str]:
+        return self.run("postconf", args, mask)
+
+    def defaults(self) -> dict[str, str]:
+        """Every parameter Postfix knows, with its built-in default (cached: it is long and fixed)."""
+        if self._defaults is None:
+            self._defaults = parse_postconf_output(self.postconf(["-d"])[0])
+        return self._defaults
+
+
+def parse_postconf_output(text: str) -> dict[str, str]:
+    """``name = value`` lines (``name =`` when empty), as postconf prints them without -f."""
+    result = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(" =")
+        if sep and name and " " not in name:
+            result[name] = value[1:] if value.startswith(" ") else value
+    return result
+
+
+def read_nondefault(runner: PostconfRunner, config_dir: str = DEFAULT_CONFIG_DIR) -> dict[str, str]:
+    """Parameters set in main.cf (``postconf -n``); empty when there is no main.cf yet."""
+    if not main_cf_exists(config_dir):
+        return {}
+    values = parse_postconf_output(runner.postconf(["-n", "-c", config_dir])[0])
+    # -c makes postconf list config_directory as set even when main.cf does not mention it.
+    if values.get("config_directory") == config_dir:
+        del values["config_directory"]
+    return values
+
+
+def read_effective(
+    runner: PostconfRunner, config_dir: str = DEFAULT_CONFIG_DIR, names: list[str] | None = None
+) -> dict[str, str]:
+    """Effective values (all, or ``names``; unknown names are left out). Without main.cf: the defaults."""
+    if not main_cf_exists(config_dir):
+        defaults = runner.defaults()
+        return dict(defaults) if names is None else {n: defaults[n] for n in names if n in defaults}
+    return parse_postconf_output(runner.postconf(["-c", config_dir, *(names or [])])[0])
+
+
+def postfix_version(runner: PostconfRunner) -> str:
+    return runner.postconf(["-d", "-h", "mail_version"])[0].strip()
+
+
+# ---------------------------------------------------------------------------------------------------
+# main.cf text model
+
+
+@dataclass
+class _Block:
+    """One parameter (first line plus continuation lines) or one run of other lines."""
+
+    name: str | None
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def value(self) -> str:
+        # Postfix joins a logical line's pieces with one space and ignores comments between them.
+        first = _PARAM_LINE.match(self.lines[0].rstrip("\r\n")).group(2).strip()
+        rest = [ln.strip() for ln in self.lines[1:] if ln.strip() and not ln.lstrip().startswith("#")]
+        return " ".join(x for x in [first, *rest] if x) if rest else first
+
+
+def _is_other(line: str) -> bool:
+    stripped = line.strip()
+    return not stripped or stripped.startswith("#")
+
+
+def parse_main_cf(text: str) -> list[_Block]:
+    """Split main.cf into blocks, keeping every byte so that rendering unchanged blocks is lossless."""
+    blocks: list[_Block] = []
+    pending: list[str] = []  # comments/blank lines that may still sit inside a multi-line value
+    last_param: _Block | None = None
+    for line in text.splitlines(keepends=True):
+        if _is_other(line):
+            pending.append(line)
+            continue
+        if line[0] in " \t" and last_param is not None:
+            last_param.lines.extend(pending)
+            pending = []
+            last_param.lines.append(line)
+            continue
+        if pending:
+            blocks.append(_Block(None, pending))
+            pending = []
+        match = _PARAM_LINE.match(line.rstrip("\r\n"))
+        if match and line[0] not in " \t":
+            last_param = _Block(match.group(1), [line])
+            blocks.append(last_param)
+        else:
+            # Lines postconf would reject are kept as they are: staging reports them.
+            blocks.append(_Block(None, [line]))
+            last_param = None
+    if pending:
+        blocks.append(_Block(None, pending))
+    return blocks
+
+
+def render_main_cf(blocks: Iterable[_Block]) -> str:
+    return "".join(line for block in blocks for line in block.lines)
+
+
+def parameters(text: str) -> dict[str, str]:
+    """The values main.cf sets, the last occurrence winning as in Postfix."""
+    return {b.name: b.value for b in parse_main_cf(text) if b.name}
+
+
+def _format_line(name: str, value: str) -> str:
+    return f"{name} = {value}\n" if value else f"{name} =\n"
+
+
+# ---------------------------------------------------------------------------------------------------
+# settings: normalization, validation, plan
+
+
+def _shown(name: str, value: object) -> str:
+    return MASK if is_secret_name(name) else repr(value)
+
+
+def normalize_value(name: str, value: object) -> str | None:
+    """str/int as text, bool as yes/no, list joined with ", "; None means "remove"."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        parts = [normalize_value(name, item) for item in value]
+        if any(p is None for p in parts) or any(isinstance(i, (list, tuple, dict)) for i in value):
+            raise SmtpRelayError(
+                f"settings.{name}: list items must be strings, numbers or booleans, got {_shown(name, value)}",
+                parameter=name,
+            )
+        text = ", ".join(parts)
+    elif isinstance(value, str):
+        text = value
+    else:
+        raise SmtpRelayError(
+            f"settings.{name}: expected a string, number, boolean, list or null, got {type(value).__name__}",
+            parameter=name,
+        )
+    if _CONTROL.search(text):
+        raise SmtpRelayError(
+            f"settings.{name}: value {_shown(name, text)} contains a newline or control character; "
+            "main.cf values must be one line of printable text",
+            parameter=name,
+        )
+    return text.strip()
+
+
+def normalize_settings(settings: Mapping[str, object]) -> dict[str, str | None]:
+    if not isinstance(settings, Mapping):
+        raise SmtpRelayError(f"settings must be a mapping of parameter name to value, got {type(settings).__name__}")
+    result = {}
+    for name, value in settings.items():
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise SmtpRelayError(
+                f"settings: {name!r} is not a Postfix parameter name (letters, digits, '_', '.', '-')",
+                parameter=str(name),
+            )
+        result[name] = normalize_value(name, value)
+    return result
+
+
+def check_booleans(settings: Mapping[str, str | None], defaults: Mapping[str, str]) -> None:
+    """Postfix daemons die on a boolean other than yes/no, and no Postfix check catches it."""
+    for name, value in settings.items():
+        if value is None or defaults.get(name) not in _BOOL_VALUES or value.startswith("$"):
+            continue
+        if value.lower() not in _BOOL_VALUES:
+            raise SmtpRelayError(
+                f"settings.{name}: {_shown(name, value)} is not a Postfix boolean; use yes or no "
+                "(or a YAML true/false)",
+                parameter=name,
+            )
+
+
+def plan_changes(current_text: str, settings: Mapping[str, object]) -> tuple[str, list[str], bool]:
+    """Pure: the new main.cf text, the names whose value changes, and whether master must restart.
+
+    A changed parameter is rewritten where it first appears (later duplicates go); a new one is
+    appended; a removed one loses all its lines. Everything else is kept byte for byte.
+    """
+    wanted = normalize_settings(settings)
+    for name, value in wanted.items():
+        if value is not None and value.lower() in _BOOL_VALUES:
+            wanted[name] = value.lower()
+    blocks = parse_main_cf(current_text)
+    occurrences: dict[str, list[_Block]] = {}
+    for block in blocks:
+        if block.name:
+            occurrences.setdefault(block.name, []).append(block)
+
+    changed: list[str] = []
+    drop: set[int] = set()
+    appended: list[_Block] = []
+    for name, value in wanted.items():
+        found = occurrences.get(name, [])
+        if value is None:
+            if found:
+                changed.append(name)
+                drop.update(id(b) for b in found)
+            continue
+        if not found:
+            changed.append(name)
+            appended.append(_Block(name, [_format_line(name, value)]))
+            continue
+        first, *duplicates = found
+        if duplicates or found[-1].value != value or first.value != value:
+            changed.append(name)
+            first.lines = [_format_line(name, value)]
+            drop.update(id(b) for b in duplicates)
+
+    kept = [b for b in blocks if id(b) not in drop]
+    text = render_main_cf(kept)
+    if appended:
+        if text and not text.endswith("\n"):
+            text += "\n"
+        text += render_main_cf(appended)
+    return text, changed, any(name in RESTART_PARAMETERS for name in changed)
+
+
+def mask_main_cf(text: str, extra_secrets: Iterable[str] = ()) -> str:
+    """main.cf text with the values of secret-named parameters (and any given secret) hidden."""
+    out = []
+    for block in parse_main_cf(text):
+        if block.name and is_secret_name(block.name):
+            out.append(_format_line(block.name, MASK))
+        else:
+            out.extend(block.lines)
+    return mask_text("".join(out), extra_secrets)
+
+
+def mask_text(text: str, secrets: Iterable[str]) -> str:
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+# ---------------------------------------------------------------------------------------------------
+# files
+
+
+def write_temp(
+    directory: str, base: str, data: str, *, mode: int, uid: int | None = None, gid: int | None = None
+) -> str:
+    """Write ``data`` to a new hidden file in ``directory`` with ``mode`` set before any byte lands."""
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{base}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        if uid is not None:
+            os.fchown(fd, uid, -1 if gid is None else gid)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            fd = -1
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        if fd != -1:
+            os.close(fd)
+        unlink_quietly(tmp)
+        raise
+    return tmp
+
+
+def write_file_atomic(path: str, data: str, *, mode: int, uid: int | None = None, gid: int | None = None) -> None:
+    """Readers see the old file or the new one, never a half-written one; no backup copy is left."""
+    directory = os.path.dirname(path) or "."
+    tmp = write_temp(directory, os.path.basename(path), data, mode=mode, uid=uid, gid=gid)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        unlink_quietly(tmp)
+        raise
+    fsync_dir(directory)
+
+
+def fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def unlink_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def file_identity(path: str, default_mode: int = 0o644) -> tuple[int, int | None, int | None]:
+    """Mode and owner to give a replacement of ``path`` (its own, or the default for a new file)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return default_mode, None, None
+    return st.st_mode & 0o7777, st.st_uid, st.st_gid
+
+
+def read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# validation and apply
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.8)
+    return f"{name} (did you mean {close[0]}?)" if close else name
+
+
+def validate_staged(
+    runner: PostconfRunner,
+    config_dir: str,
+    new_text: str,
+    *,
+    introduced: Iterable[str],
+    allow_unknown: bool,
+    mask: Callable[[str], str],
+) -> list[str]:
+    """Run ``postconf -n`` over a copy of the configuration holding ``new_text``; return warnings.
+
+    postconf exits 0 on a misspelt name and only warns "unused parameter": a name this call sets
+    that Postfix would not use is an error (unless allowed); one that was already there is a warning.
+    """
+    staging = tempfile.mkdtemp(prefix="smtp-relay-postconf-")
+    try:
+        master = os.path.join(config_dir, "master.cf")
+        if os.path.exists(master):
+            # Services in master.cf give meaning to parameters such as relay_destination_rate_delay.
+            shutil.copy2(master, os.path.join(staging, "master.cf"))
+        with open(os.path.join(staging, "main.cf"), "w", encoding="utf-8") as handle:
+            handle.write(new_text)
+        rc, _out, err = runner.run_unchecked("postconf", ["-n", "-c", staging])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    err = mask((err or "").replace(staging, config_dir))
+    if rc != 0:
+        raise SmtpRelayError(
+            f"postconf refused the new main.cf, {config_dir}/main.cf is left unchanged: {err.strip()}",
+            rc=rc,
+            stderr=err.strip(),
+        )
+
+    unused = sorted({m.group(1) for m in _UNUSED.finditer(err)})
+    introduced = set(introduced)
+    refused = [n for n in unused if n in introduced]
+    if refused and not allow_unknown:
+        shown = ", ".join(_did_you_mean(n, runner.defaults()) for n in refused)
+        raise SmtpRelayError(
+            f"settings: unknown Postfix parameter(s): {shown}. Postfix would ignore them; fix the name, or set "
+            "allow_unknown=true for a user-defined parameter that is referenced as $name elsewhere",
+            unknown_parameters=refused,
+        )
+    warnings = [f"{config_dir}/main.cf sets {n}, which Postfix does not use" for n in unused if n not in introduced]
+    for line in err.splitlines():
+        if "warning:" in line and "unused parameter" not in line and "master.cf: No such file" not in line:
+            warnings.append(line.strip())
+    return warnings
+
+
+def apply(
+    runner: PostconfRunner,
+    settings: Mapping[str, object],
+    *,
+    config_dir: str = DEFAULT_CONFIG_DIR,
+    allow_unknown: bool = False,
+    check_mode: bool = False,
+) -> dict:
+    """Plan, validate in a staging copy, then (unless check mode) replace main.cf atomically.
+
+    Returns ``changed``, ``diff``, ``restart_required``, ``changed_parameters`` and ``warnings``
+    (messages for the module to emit). Nothing is written when anything fails.
+    """
+    wanted = normalize_settings(settings)
+    secrets = [v for n, v in wanted.items() if v and is_secret_name(n)]
+
+    def mask(text: str) -> str:
+        return mask_text(text, secrets)
+
+    if not os.path.isdir(config_dir):
+        raise SmtpRelayError(f"config_dir {config_dir!r} is not a directory", config_dir=config_dir)
+    check_booleans(wanted, runner.defaults())
+
+    path = _main_cf(config_dir)
+    current = read_text(path)
+    new_text, changed_names, restart = plan_changes(current or "", wanted)
+    introduced = [n for n, v in wanted.items() if v is not None]
+    warnings = validate_staged(
+        runner, config_dir, new_text, introduced=introduced, allow_unknown=allow_unknown, mask=mask
+    )
+
+    changed = bool(changed_names) or current is None
+    result = {
+        "changed": changed,
+        "restart_required": restart,
+        "changed_parameters": sorted(changed_names),
+        "diff": {
+            "before_header": path if current is not None else f"{path} (absent: Postfix not configured yet)",
+            "after_header": path,
+            "before": mask_main_cf(current or "", secrets),
+            "after": mask_main_cf(new_text, secrets),
+        },
+        "warnings": warnings,
+    }
+    if changed and not check_mode:
+        mode, uid, gid = file_identity(path)
+        write_file_atomic(path, new_text, mode=mode, uid=uid, gid=gid)
+    return result

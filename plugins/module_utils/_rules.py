@@ -1,0 +1,663 @@
+# Copyright: Contributors to the smtp.relay project
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Private to this collection: the static relay rules, shared by relay_check and the role's pre-flight.
+
+``static_checks(settings, context)`` is pure: ``settings`` maps main.cf parameter names to their text
+(missing names take Postfix's defaults), ``context`` carries what the caller knows besides (the TLS mode
+asked for, SASL map keys, mechanisms the relay offered, installed SASL plugins...). Each rule emits its
+own stable id, with ``pass`` when it holds and ``warn``/``fail`` when it does not; a rule that does not
+apply emits nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, PASS, WARN, check
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost import (
+    IMPLICIT_TLS_PORTS,
+    STARTTLS_PORTS,
+    RelayhostError,
+    format_relayhost,
+    parse_relayhost,
+)
+
+STAGE = "static"
+
+# Postfix's built-in values for the parameters the rules read (Postfix 3.7); used when a name is absent.
+DEFAULTS = {
+    "relayhost": "",
+    "smtp_tls_security_level": "",
+    "smtp_use_tls": "no",
+    "smtp_enforce_tls": "no",
+    "smtp_tls_wrappermode": "no",
+    "smtp_tls_CAfile": "",
+    "smtp_tls_CApath": "",
+    "tls_append_default_CA": "no",
+    "smtp_tls_servername": "",
+    "smtp_tls_verify_cert_match": "hostname",
+    "smtp_tls_secure_cert_match": "nexthop, dot-nexthop",
+    "smtp_sasl_auth_enable": "no",
+    "smtp_sasl_password_maps": "",
+    "smtp_sasl_security_options": "noplaintext, noanonymous",
+    "smtp_sasl_tls_security_options": "$smtp_sasl_security_options",
+    "smtp_sasl_mechanism_filter": "",
+    "compatibility_level": "0",
+}
+
+TLS_LEVELS = ("none", "may", "encrypt", "dane", "dane-only", "fingerprint", "verify", "secure")
+VERIFYING_LEVELS = ("verify", "secure")
+ENCRYPTING_LEVELS = ("encrypt", "dane", "dane-only", "fingerprint", "verify", "secure")
+
+SASL_OPTIONS = ("noplaintext", "noactive", "nodictionary", "noanonymous", "mutual_auth")
+
+# What each Cyrus SASL client mechanism is exposed to, i.e. which security option rules it out
+# (from the mechanisms' security flags in Cyrus SASL 2.1).
+MECHANISM_WEAKNESSES = {
+    "PLAIN": {"noplaintext", "nodictionary", "noactive", "mutual_auth"},
+    "LOGIN": {"noplaintext", "nodictionary", "noactive", "mutual_auth"},
+    "ANONYMOUS": {"noanonymous", "nodictionary", "noactive", "mutual_auth"},
+    "CRAM-MD5": {"nodictionary", "noactive", "mutual_auth"},
+    "NTLM": {"nodictionary", "noactive", "mutual_auth"},
+    "DIGEST-MD5": {"nodictionary", "noactive"},
+    "SCRAM-SHA-1": {"nodictionary"},
+    "SCRAM-SHA-256": {"nodictionary"},
+    "GSSAPI": {"nodictionary"},
+    "EXTERNAL": set(),
+}
+
+# Client plugin library name (lib<name>.so in the sasl2 directory) -> mechanisms it provides.
+SASL_PLUGINS = {
+    "plain": ("PLAIN",),
+    "login": ("LOGIN",),
+    "anonymous": ("ANONYMOUS",),
+    "crammd5": ("CRAM-MD5",),
+    "digestmd5": ("DIGEST-MD5",),
+    "ntlm": ("NTLM",),
+    "scram": ("SCRAM-SHA-1", "SCRAM-SHA-256"),
+    "gssapiv2": ("GSSAPI",),
+    "gs2": ("GS2-KRB5", "GS2-IAKERB"),
+}
+SASL_PLUGIN_PACKAGES = "libsasl2-modules (Debian/Ubuntu) or cyrus-sasl-plain (EL)"
+
+# Parameters that are gone or superseded, with what replaces them.
+OBSOLETE = {
+    "smtp_use_tls": "smtp_tls_security_level = may",
+    "smtp_enforce_tls": "smtp_tls_security_level = encrypt",
+    "smtp_tls_enforce_peername": "smtp_tls_security_level = verify",
+    "smtp_tls_per_site": "smtp_tls_policy_maps",
+    "smtp_tls_cipherlist": "smtp_tls_mandatory_ciphers",
+    "disable_dns_lookups": "smtp_dns_support_level",
+    "fallback_relay": "smtp_fallback_relay",
+    "virtual_maps": "virtual_alias_maps",
+    "smtp_skip_4xx_greeting": "(nothing: Postfix always skips a 4xx greeting)",
+    "smtp_sasl_type_cyrus": "smtp_sasl_type = cyrus",
+}
+
+# Parameters a relay client uses; a name close to one of these but not equal is a typo that silently
+# leaves the real parameter at its default.
+RELAY_PARAMETERS = (
+    *DEFAULTS,
+    "myhostname", "mydomain", "myorigin", "mydestination", "mynetworks", "inet_interfaces", "inet_protocols",
+    "local_transport", "alias_maps", "alias_database", "default_transport", "relay_domains",
+    "sender_canonical_maps", "recipient_canonical_maps", "canonical_maps", "smtp_generic_maps",
+    "smtp_header_checks", "smtp_tls_loglevel", "smtp_tls_session_cache_database", "smtp_tls_protocols",
+    "smtp_tls_mandatory_protocols", "smtp_tls_ciphers", "smtp_tls_mandatory_ciphers", "smtp_tls_policy_maps",
+    "smtp_tls_cert_file", "smtp_tls_key_file", "smtp_tls_chain_files", "smtp_tls_fingerprint_digest",
+    "smtp_sasl_type", "smtp_sasl_path", "smtp_sender_dependent_authentication", "sender_dependent_relayhost_maps",
+    "smtp_bind_address", "smtp_bind_address6", "smtp_host_lookup", "smtp_dns_support_level",
+    "smtp_destination_rate_delay", "default_destination_rate_delay", "smtp_destination_concurrency_limit",
+    "smtp_connect_timeout", "smtp_helo_name", "smtp_fallback_relay", "smtputf8_enable", "append_dot_mydomain",
+    "biff", "maillog_file", "message_size_limit", "smtpd_relay_restrictions", "smtp_address_preference",
+    "default_database_type", "smtp_tls_note_starttls_offer", "smtp_tls_block_early_mail_reply",
+    "smtp_sasl_auth_soft_bounce", "smtp_sasl_auth_cache_name", "smtp_sasl_auth_cache_time",
+)  # fmt: skip
+
+# Booleans a relay client reads; Postfix daemons exit with "bad boolean configuration" on anything but yes/no.
+BOOLEANS = frozenset(
+    {
+        "smtp_tls_wrappermode", "smtp_sasl_auth_enable", "tls_append_default_CA", "smtp_use_tls",
+        "smtp_enforce_tls", "smtp_tls_enforce_peername", "smtp_sender_dependent_authentication",
+        "smtp_tls_note_starttls_offer", "smtp_tls_block_early_mail_reply", "smtp_sasl_auth_soft_bounce",
+        "smtputf8_enable", "append_dot_mydomain", "biff", "disable_dns_lookups", "smtp_always_send_ehlo",
+        "smtp_never_send_ehlo", "smtp_skip_5xx_greeting", "smtp_defer_if_no_mx_address_found",
+        "smtp_send_xforward_command", "allow_percent_hack", "swap_bangpath", "strict_rfc821_envelopes",
+        "smtpd_sasl_auth_enable", "smtpd_tls_auth_only", "smtp_tls_force_insecure_host_tlsa_lookup",
+        "smtp_tls_enable_rpk", "smtp_balance_inet_protocols", "smtp_cname_overrides_servername",
+    }
+)  # fmt: skip
+
+_REFERENCE = re.compile(r"\$(?:\{(\w+)\}|\((\w+)\)|(\w+))")
+_WORDS = re.compile(r"[,\s]+")
+_MAP_TOKEN = re.compile(r"[,\s]+")
+
+
+class Settings:
+    """main.cf values as Postfix would read them: given values first, then built-in defaults, $names expanded."""
+
+    def __init__(self, values: dict, defaults: dict | None = None):
+        # None means "remove", i.e. back to Postfix's default: the same as absent.
+        self.values = {str(k): str(v) for k, v in (values or {}).items() if v is not None}
+        self.defaults = dict(DEFAULTS, **(defaults or {}))
+
+    def raw(self, name: str) -> str:
+        if name in self.values:
+            return self.values[name]
+        if name == "smtp_tls_security_level" and _compat_at_least(self.raw("compatibility_level"), (3, 11)):
+            return "may"
+        return self.defaults.get(name, "")
+
+    def get(self, name: str) -> str:
+        return self._expand(self.raw(name), 0).strip()
+
+    def _expand(self, value: str, depth: int) -> str:
+        if depth > 10 or "$" not in value:
+            return value
+        return _REFERENCE.sub(lambda m: self._expand(self.raw(next(g for g in m.groups() if g)), depth + 1), value)
+
+    def flag(self, name: str) -> bool:
+        return self.get(name).lower() == "yes"
+
+    def words(self, name: str) -> list[str]:
+        return [w for w in _WORDS.split(self.get(name).lower()) if w]
+
+    def tls_level(self) -> str:
+        """Effective smtp_tls_security_level, with the obsolete smtp_use_tls/smtp_enforce_tls when it is empty."""
+        level = self.get("smtp_tls_security_level").lower()
+        if level:
+            return level
+        if self.flag("smtp_enforce_tls"):
+            return "encrypt"
+        return "may" if self.flag("smtp_use_tls") else "none"
+
+    def tls_mode(self) -> str:
+        """starttls | implicit | none: how the Postfix SMTP client would talk to the relay."""
+        if self.flag("smtp_tls_wrappermode"):
+            return "implicit"
+        return "none" if self.tls_level() == "none" else "starttls"
+
+
+def _compat_at_least(value: str, wanted: tuple) -> bool:
+    try:
+        parts = tuple(int(p) for p in str(value).strip().split("."))
+    except ValueError:
+        return False
+    return parts >= wanted
+
+
+def sasl_options(settings: Settings, tls_active: bool) -> list[str]:
+    """The SASL security options Postfix applies on a connection that is (or is not) encrypted."""
+    return settings.words("smtp_sasl_tls_security_options" if tls_active else "smtp_sasl_security_options")
+
+
+def permitted_mechanisms(settings: Settings, offered, tls_active: bool) -> list[str]:
+    """Offered mechanisms the Postfix SMTP client would be willing to use, in the relay's order."""
+    options = set(sasl_options(settings, tls_active))
+    filters = {w.upper() for w in settings.words("smtp_sasl_mechanism_filter")}
+    permitted = []
+    for mech in (m.upper() for m in offered):
+        if filters and not any(f.startswith(("/", "!")) for f in filters) and mech not in filters:
+            continue
+        weaknesses = MECHANISM_WEAKNESSES.get(mech)
+        if weaknesses is not None and not weaknesses & options:
+            permitted.append(mech)
+    return permitted
+
+
+def plugin_mechanisms(plugin_names) -> set[str]:
+    """Mechanisms provided by installed Cyrus client plugins, from their library names (plain, login...)."""
+    return {mech for name in plugin_names for mech in SASL_PLUGINS.get(name, (name.upper(),))}
+
+
+def relay_tokens(relayhost: str) -> list[str]:
+    """The relayhost destinations exactly as written: Postfix looks SASL keys up by this text."""
+    return [t for t in _MAP_TOKEN.split(relayhost.strip()) if t]
+
+
+def _relayhost_rules(s: Settings, ctx: dict) -> tuple[list, list]:
+    raw = s.get("relayhost")
+    if not raw:
+        return [
+            check(
+                "relayhost.missing",
+                FAIL,
+                "relayhost is empty: Postfix delivers directly to each recipient's MX instead of the relay",
+                STAGE,
+                "set relayhost = [relay.example.com]:587",
+                parameter="relayhost",
+            )
+        ], []
+    try:
+        relays = parse_relayhost(raw)
+    except RelayhostError as e:
+        return [
+            check(
+                "relayhost.syntax",
+                FAIL,
+                e.msg,
+                STAGE,
+                "write [host]:port, e.g. [relay.example.com]:587",
+                parameter="relayhost",
+            )
+        ], []
+    out = [
+        check(
+            "relayhost.syntax",
+            PASS,
+            f"relayhost {raw} names {len(relays)} destination(s)",
+            STAGE,
+            parameter="relayhost",
+        )
+    ]
+    for relay in relays:
+        if relay["mx_lookup"]:
+            bracketed = format_relayhost({"host": relay["host"], "port": relay["port"]})
+            out.append(
+                check(
+                    "relayhost.mx_lookup",
+                    WARN,
+                    f"relayhost {relay['host']} is not in brackets: Postfix looks up its MX records, "
+                    "not the host itself",
+                    STAGE,
+                    f"for a smarthost write {bracketed}",
+                    parameter="relayhost",
+                )
+            )
+    return out, relays
+
+
+def _tls_rules(s: Settings, relays: list, ctx: dict) -> list:
+    out = []
+    level = s.tls_level()
+    if level not in TLS_LEVELS:
+        out.append(
+            check(
+                "tls.level_unknown",
+                FAIL,
+                f"smtp_tls_security_level = {level} is not a TLS level Postfix knows",
+                STAGE,
+                "use one of " + ", ".join(TLS_LEVELS),
+                parameter="smtp_tls_security_level",
+            )
+        )
+        return out
+    wrapper = s.flag("smtp_tls_wrappermode")
+    mode = s.tls_mode()
+    wanted = ctx.get("tls")
+    if wanted and wanted != mode:
+        out.append(
+            check(
+                "tls.mode_mismatch",
+                FAIL,
+                f"TLS mode {wanted} was asked for, but smtp_tls_wrappermode = {'yes' if wrapper else 'no'} and "
+                f"smtp_tls_security_level = {level} make Postfix use {mode}",
+                STAGE,
+                _mode_hint(wanted),
+                parameter="smtp_tls_wrappermode",
+            )
+        )
+    for relay in relays:
+        port, where = relay["port"], _where(relay)
+        if port in IMPLICIT_TLS_PORTS:
+            ok = wrapper
+            out.append(
+                check(
+                    "tls.wrappermode_required",
+                    PASS if ok else FAIL,
+                    f"{where} uses implicit TLS and smtp_tls_wrappermode = yes"
+                    if ok
+                    else f"{where} speaks implicit TLS but smtp_tls_wrappermode = no: Postfix would wait for a "
+                    "greeting that never comes",
+                    STAGE,
+                    None if ok else _mode_hint("implicit"),
+                    parameter="smtp_tls_wrappermode",
+                )
+            )
+        if wrapper and port in STARTTLS_PORTS:
+            out.append(
+                check(
+                    "tls.wrappermode_unexpected",
+                    FAIL,
+                    f"smtp_tls_wrappermode = yes but {where} is a STARTTLS port: the TLS handshake would fail",
+                    STAGE,
+                    _mode_hint("starttls"),
+                    parameter="smtp_tls_wrappermode",
+                )
+            )
+    if wrapper:
+        ok = level in ENCRYPTING_LEVELS
+        out.append(
+            check(
+                "tls.wrappermode_level",
+                PASS if ok else FAIL,
+                f"smtp_tls_wrappermode = yes with smtp_tls_security_level = {level}"
+                + ("" if ok else ": implicit TLS needs level encrypt or stronger"),
+                STAGE,
+                None if ok else "set smtp_tls_security_level = encrypt (or verify with a CA file)",
+                parameter="smtp_tls_security_level",
+            )
+        )
+    elif level == "none":
+        out.append(
+            check(
+                "tls.not_encrypted",
+                WARN,
+                "smtp_tls_security_level = none: mail goes to the relay in clear text",
+                STAGE,
+                "set smtp_tls_security_level = encrypt or verify",
+                parameter="smtp_tls_security_level",
+            )
+        )
+    elif level == "may":
+        out.append(
+            check(
+                "tls.opportunistic",
+                WARN,
+                "smtp_tls_security_level = may: a network attacker can strip STARTTLS and Postfix sends in clear",
+                STAGE,
+                "set smtp_tls_security_level = encrypt or verify",
+                parameter="smtp_tls_security_level",
+            )
+        )
+    if level in VERIFYING_LEVELS:
+        out.extend(_ca_rules(s, level, ctx))
+    return out
+
+
+def _ca_rules(s: Settings, level: str, ctx: dict) -> list:
+    ca_file, ca_path = s.get("smtp_tls_CAfile"), s.get("smtp_tls_CApath")
+    if not (ca_file or ca_path or s.flag("tls_append_default_CA")):
+        return [
+            check(
+                "tls.verify_without_ca",
+                FAIL,
+                f"smtp_tls_security_level = {level} checks the relay's certificate, but no CA is configured "
+                "(smtp_tls_CAfile and smtp_tls_CApath are empty, tls_append_default_CA = no)",
+                STAGE,
+                "set smtp_tls_CAfile = /etc/ssl/certs/ca-certificates.crt (or the relay's CA)",
+                parameter="smtp_tls_CAfile",
+            )
+        ]
+    out = [
+        check("tls.verify_without_ca", PASS, f"level {level} with a CA configured", STAGE, parameter="smtp_tls_CAfile")
+    ]
+    exists = ctx.get("file_exists") or {}
+    for name, path in (("smtp_tls_CAfile", ca_file), ("smtp_tls_CApath", ca_path)):
+        if path and exists.get(path) is False:
+            out.append(
+                check(
+                    "tls.ca_missing",
+                    FAIL,
+                    f"{name} = {path} does not exist on the host",
+                    STAGE,
+                    "install the CA file or fix the path",
+                    parameter=name,
+                )
+            )
+    return out
+
+
+def _mode_hint(mode: str) -> str:
+    return {
+        "implicit": "set smtp_tls_wrappermode = yes and smtp_tls_security_level = encrypt (port 465)",
+        "starttls": "set smtp_tls_wrappermode = no and smtp_tls_security_level = encrypt (port 587)",
+        "none": "set smtp_tls_wrappermode = no and smtp_tls_security_level = none",
+    }[mode]
+
+
+def _where(relay: dict) -> str:
+    return format_relayhost({"host": relay["host"], "port": relay["port"], "mx_lookup": relay["mx_lookup"]})
+
+
+def _sasl_rules(s: Settings, raw_relayhost: str, relays: list, ctx: dict) -> list:
+    out = []
+    keys = ctx.get("sasl_keys")
+    enabled = s.flag("smtp_sasl_auth_enable")
+    tokens = relay_tokens(raw_relayhost) if relays else []
+    folded = {k.lower() for k in keys or ()}
+    matching = [t for t in tokens if t.lower() in folded]
+    if not enabled:
+        if matching:
+            out.append(
+                check(
+                    "sasl.not_enabled",
+                    WARN,
+                    f"the SASL map has credentials for {matching[0]} but smtp_sasl_auth_enable = no: "
+                    "Postfix never authenticates",
+                    STAGE,
+                    "set smtp_sasl_auth_enable = yes",
+                    parameter="smtp_sasl_auth_enable",
+                )
+            )
+        return out
+    bad = [
+        w
+        for w in s.words("smtp_sasl_security_options") + s.words("smtp_sasl_tls_security_options")
+        if w not in SASL_OPTIONS
+    ]
+    if bad:
+        out.append(
+            check(
+                "sasl.security_options_invalid",
+                FAIL,
+                f"unknown SASL security option(s): {', '.join(sorted(set(bad)))}",
+                STAGE,
+                "use " + ", ".join(SASL_OPTIONS),
+                parameter="smtp_sasl_security_options",
+            )
+        )
+    level = s.tls_level()
+    if level == "none":
+        out.append(
+            check(
+                "sasl.without_encryption",
+                FAIL,
+                "smtp_sasl_auth_enable = yes over an unencrypted connection: the password would cross the network "
+                "in clear (smtp_tls_security_level = none)",
+                STAGE,
+                "set smtp_tls_security_level = encrypt or verify",
+                parameter="smtp_tls_security_level",
+            )
+        )
+    elif level == "may":
+        out.append(
+            check(
+                "sasl.without_encryption",
+                WARN,
+                "smtp_sasl_auth_enable = yes with smtp_tls_security_level = may: if STARTTLS is stripped the "
+                "password may be sent in clear",
+                STAGE,
+                "set smtp_tls_security_level = encrypt or verify",
+                parameter="smtp_tls_security_level",
+            )
+        )
+    elif level in TLS_LEVELS:
+        out.append(
+            check(
+                "sasl.without_encryption",
+                PASS,
+                f"SASL only over TLS (level {level})",
+                STAGE,
+                parameter="smtp_tls_security_level",
+            )
+        )
+    if not s.get("smtp_sasl_password_maps"):
+        out.append(
+            check(
+                "sasl.no_password_maps",
+                FAIL,
+                "smtp_sasl_auth_enable = yes but smtp_sasl_password_maps is empty",
+                STAGE,
+                "set smtp_sasl_password_maps = hash:/etc/postfix/sasl_passwd",
+                parameter="smtp_sasl_password_maps",
+            )
+        )
+    elif keys is not None and tokens:
+        out.append(_key_rule(tokens, matching, keys))
+    out.extend(_mechanism_rules(s, ctx))
+    return out
+
+
+def _key_rule(tokens: list, matching: list, keys) -> dict:
+    if matching:
+        return check(
+            "sasl.key_mismatch",
+            PASS,
+            f"the SASL map has a key written exactly as {matching[0]}",
+            STAGE,
+            parameter="smtp_sasl_password_maps",
+        )
+    near = difflib.get_close_matches(tokens[0].lower(), [k.lower() for k in keys], n=1, cutoff=0.5)
+    found = f"; the closest key is {near[0]}" if near else ("" if keys else "; the map is empty")
+    return check(
+        "sasl.key_mismatch",
+        FAIL,
+        f"no key in smtp_sasl_password_maps is written exactly like the relayhost {tokens[0]}{found}: "
+        "Postfix would not authenticate",
+        STAGE,
+        f"write the map key as {tokens[0]} (same brackets and port as relayhost)",
+        parameter="smtp_sasl_password_maps",
+    )
+
+
+def _mechanism_rules(s: Settings, ctx: dict) -> list:
+    out = []
+    plugins = ctx.get("sasl_plugins")
+    available = None if plugins is None else plugin_mechanisms(plugins)
+    offered = ctx.get("offered_mechanisms")
+    tls_active = ctx.get("tls_active", s.tls_mode() != "none")
+    if offered:
+        permitted = permitted_mechanisms(s, offered, tls_active)
+        options = ", ".join(sasl_options(s, tls_active))
+        param = "smtp_sasl_tls_security_options" if tls_active else "smtp_sasl_security_options"
+        if not permitted:
+            out.append(
+                check(
+                    "sasl.no_worthy_mechs",
+                    FAIL,
+                    f"the relay offers {' '.join(offered)} but {param} ({options}) rules all of them out: "
+                    "Postfix fails with 'No worthy mechs found'",
+                    STAGE,
+                    f"set {param} = noanonymous (the connection is encrypted)"
+                    if tls_active
+                    else "encrypt the connection first (smtp_tls_security_level = encrypt), then relax the options",
+                    parameter=param,
+                )
+            )
+        else:
+            out.append(
+                check("sasl.no_worthy_mechs", PASS, f"Postfix may use {', '.join(permitted)}", STAGE, parameter=param)
+            )
+            if available is not None:
+                usable = [m for m in permitted if m in available]
+                out.append(_plugin_check(usable, permitted, sorted(available)))
+    elif available is not None:
+        common = [m for m in ("PLAIN", "LOGIN") if m in available]
+        out.append(
+            check(
+                "sasl.plugins_missing",
+                PASS if common else WARN,
+                f"SASL client plugins installed for {', '.join(sorted(available)) or 'no mechanism'}",
+                STAGE,
+                None if common else f"install {SASL_PLUGIN_PACKAGES} (PLAIN and LOGIN)",
+            )
+        )
+    return out
+
+
+def _plugin_check(usable: list, permitted: list, available: list) -> dict:
+    if usable:
+        return check("sasl.plugins_missing", PASS, f"a SASL plugin is installed for {', '.join(usable)}", STAGE)
+    return check(
+        "sasl.plugins_missing",
+        FAIL,
+        f"no SASL client plugin is installed for {', '.join(permitted)} (installed: {', '.join(available) or 'none'}): "
+        "Postfix fails with 'No worthy mechs found'",
+        STAGE,
+        f"install {SASL_PLUGIN_PACKAGES}",
+    )
+
+
+# Parameters of other Postfix services share most of their name with the SMTP client's (smtpd_tls_CAfile vs
+# smtp_tls_CAfile): they are not typos of them.
+_SERVICE_PREFIXES = ("smtpd_", "lmtp_", "postscreen_", "tlsproxy_", "local_", "virtual_", "milter_", "lmtpd_")
+
+
+def _other_service(name: str, match: str) -> bool:
+    return any(name.startswith(p) != match.startswith(p) for p in _SERVICE_PREFIXES)
+
+
+def _parameter_rules(s: Settings, ctx: dict) -> list:
+    out = []
+    known = ctx.get("known_parameters")
+    known = set(known) if known else None
+    candidates = sorted(set(RELAY_PARAMETERS) | (known or set()))
+    configured = ctx.get("configured")
+    for name in sorted(s.values if configured is None else set(configured) & set(s.values)):
+        value = s.values[name]
+        if name in OBSOLETE:
+            out.append(
+                check("params.obsolete", WARN, f"{name} is obsolete", STAGE, f"use {OBSOLETE[name]}", parameter=name)
+            )
+        elif (known is None and name not in RELAY_PARAMETERS) or (known is not None and name not in known):
+            near = difflib.get_close_matches(name, candidates, n=1, cutoff=0.85)
+            if near and _other_service(name, near[0]):
+                near = []
+            if near:
+                out.append(
+                    check(
+                        "params.mistyped",
+                        FAIL,
+                        f"{name} is not a Postfix parameter; did you mean {near[0]}?",
+                        STAGE,
+                        f"rename {name} to {near[0]}",
+                        parameter=name,
+                    )
+                )
+            elif known is not None:
+                out.append(
+                    check(
+                        "params.unknown",
+                        WARN,
+                        f"{name} is not a Postfix parameter (Postfix ignores it)",
+                        STAGE,
+                        "remove it unless master.cf refers to it",
+                        parameter=name,
+                    )
+                )
+        is_bool = name in BOOLEANS or (
+            known is not None and ctx.get("boolean_parameters") and name in ctx["boolean_parameters"]
+        )
+        text = value.strip()
+        if is_bool and "$" not in text and text.lower() not in ("yes", "no"):
+            out.append(
+                check(
+                    "params.bad_boolean",
+                    FAIL,
+                    f"{name} = {text or '(empty)'}: Postfix daemons exit with 'bad boolean configuration'",
+                    STAGE,
+                    f"set {name} = yes or {name} = no",
+                    parameter=name,
+                )
+            )
+    return out
+
+
+def static_checks(settings: dict, context: dict | None = None) -> list[dict]:
+    """All static rules over main.cf ``settings``; ``context`` keys (all optional):
+
+    ``tls`` (mode asked for), ``sasl_keys`` (SASL map keys; None: unknown), ``offered_mechanisms`` (AUTH after
+    TLS, from a probe), ``tls_active``, ``sasl_plugins`` (installed Cyrus client plugin names; None: unknown),
+    ``known_parameters`` and ``boolean_parameters`` (from ``postconf -d``), ``configured`` (names set in main.cf,
+    when ``settings`` also holds defaults: only these are checked for typos, obsolete names and booleans),
+    ``file_exists`` ({path: bool}).
+    """
+    ctx = context or {}
+    s = Settings(settings)
+    out, relays = _relayhost_rules(s, ctx)
+    out.extend(_tls_rules(s, relays, ctx))
+    out.extend(_sasl_rules(s, s.get("relayhost"), relays, ctx))
+    out.extend(_parameter_rules(s, ctx))
+    return out

@@ -1,0 +1,1059 @@
+# Copyright: Contributors to the smtp.relay project
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Private to this collection: a staged SMTP client probe of a relay, one check per stage, as Postfix would see it.
+
+Stages: DNS (MX when the relayhost asks for it, then A/AAAA), TCP, banner, EHLO, STARTTLS or implicit TLS,
+certificate (chain, name as Postfix matches it, SNI, expiry), AUTH mechanisms, optional AUTH, optional
+MAIL FROM / RCPT TO, optional test message. Every outside effect goes through a ``Network`` object so that
+unit tests can replace DNS and sockets. Passwords are used on the wire only, never put in a check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import email.message
+import email.utils
+import errno
+import hashlib
+import os
+import re
+import smtplib
+import socket
+import ssl
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+from ansible_collections.smtp.relay.plugins.module_utils import _dns
+from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, PASS, SKIP, UNKNOWN, WARN, check
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost import IMPLICIT_TLS_PORTS
+
+EXPIRY_WARN_DAYS = 14
+MAX_ADDRESSES = 5
+
+# Ports each provider listens on, by host name suffix: (STARTTLS ports, implicit TLS ports).
+PROVIDER_PORTS = {
+    "amazonaws.com": ("Amazon SES", (587, 2587, 25), (465, 2465)),
+    "sendgrid.net": ("SendGrid", (587, 2525, 25), (465,)),
+    "mailgun.org": ("Mailgun", (587, 2525, 25), (465,)),
+    "office365.com": ("Microsoft 365", (587,), ()),
+    "smtp-relay.gmail.com": ("Google Workspace relay", (587,), ()),
+    "smtp.gmail.com": ("Gmail", (587,), (465,)),
+}
+
+# Checks every probe run reports, in order; stages not reached are reported as skipped under these ids.
+STAGES = (
+    ("dns", "dns.address"),
+    ("tcp", "tcp.connect"),
+    ("smtp", "smtp.banner"),
+    ("smtp", "smtp.ehlo"),
+    ("tls", "tls.handshake"),
+    ("cert", "cert.chain"),
+    ("cert", "cert.name"),
+    ("cert", "cert.expiry"),
+    ("cert", "cert.sni"),
+    ("auth", "auth.mechanisms"),
+    ("auth", "auth.login"),
+    ("envelope", "envelope.mail_from"),
+    ("envelope", "envelope.rcpt_to"),
+    ("message", "message.sent"),
+)
+
+_QUEUE_ID = re.compile(r"queued as\s+<?([^\s>]+)", re.IGNORECASE)
+
+
+def provider_ports(host: str):
+    """(provider, STARTTLS ports, implicit ports) for a known provider host, else None."""
+    host = host.lower().rstrip(".")
+    for suffix, entry in sorted(PROVIDER_PORTS.items(), key=lambda item: -len(item[0])):
+        if host == suffix or host.endswith("." + suffix):
+            return entry
+    return None
+
+
+def alternative_ports_hint(host: str, port: int) -> str:
+    """Which other ports to try when this one is blocked or closed."""
+    known = provider_ports(host)
+    if known:
+        name, starttls, implicit = known
+        parts = []
+        other_starttls = [p for p in starttls if p != port]
+        other_implicit = [p for p in implicit if p != port]
+        if other_starttls:
+            parts.append(f"{', '.join(map(str, other_starttls))} (STARTTLS)")
+        if other_implicit:
+            parts.append(f"{', '.join(map(str, other_implicit))} (implicit TLS)")
+        return f"{name} also listens on " + " and ".join(parts) if parts else ""
+    if port == 25:
+        return (
+            "port 25 is often blocked for outbound mail; most relays also accept 587 (STARTTLS) or 465 (implicit TLS)"
+        )
+    return ""
+
+
+class LookupUnknown(Exception):
+    """A DNS question got no definite answer (timeout, server failure, resolver missing)."""
+
+
+class Network:
+    """DNS and sockets as the probe uses them; unit tests substitute their own."""
+
+    def __init__(self, nameservers=None):
+        self.nameservers = nameservers
+
+    def addresses(self, host: str, timeout: float) -> list[str]:
+        """A and AAAA of host through the system resolver: [] when the name has none, LookupUnknown when unsure."""
+        result: dict = {}
+
+        def ask():
+            try:
+                infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+                result["value"] = list(dict.fromkeys(info[4][0] for info in infos))
+            except socket.gaierror as e:
+                result["error"] = e
+
+        worker = threading.Thread(target=ask, daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            raise LookupUnknown(f"no answer within {timeout:g}s")
+        error = result.get("error")
+        if error is None:
+            return result["value"]
+        if error.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
+            return []
+        raise LookupUnknown(str(error))
+
+    def mx(self, domain: str, timeout: float):
+        """[(preference, exchange)] sorted, [] for no MX, LookupUnknown when unsure."""
+        if not _dns.HAS_DNSPYTHON:
+            raise LookupUnknown("dnspython is not installed on the host: MX records cannot be read")
+        answer = _dns.make_resolver(self.nameservers, timeout=timeout).query(domain, "MX")
+        if not answer.answered:
+            raise LookupUnknown(answer.error or answer.status)
+        return sorted(answer.records)
+
+    def connect(self, address: str, port: int, timeout: float) -> socket.socket:
+        return socket.create_connection((address, port), timeout=timeout)
+
+
+@dataclass
+class ProbeSpec:
+    """What to probe and how Postfix would judge it; built by the caller from options and main.cf."""
+
+    host: str
+    port: int
+    tls: str = "starttls"
+    mx_lookup: bool = False
+    is_ip: bool = False
+    timeout: float = 10.0
+    tls_required: bool = True
+    verify: bool = False
+    ca_file: str | None = None
+    ca_path: str | None = None
+    cert_match: tuple = ("hostname",)
+    servername: str | None = None
+    ehlo_name: str = "localhost"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    expect_auth: bool = False
+    permitted: object = None
+    mail_from: str | None = None
+    rcpt_to: tuple = ()
+    send_test: bool = False
+    check_mode: bool = False
+    subject: str = "smtp.relay test message"
+    body: str = "This is a test message sent by smtp.relay.relay_check.\n"
+
+
+@dataclass
+class ProbeResult:
+    checks: list = field(default_factory=list)
+    tls: dict = field(default_factory=dict)
+    auth: dict = field(default_factory=dict)
+    queue_id: str | None = None
+    server: str | None = None
+    address: str | None = None
+
+    @property
+    def offered_mechanisms(self):
+        return self.auth.get("offered")
+
+
+class _Client(smtplib.SMTP):
+    """smtplib over a socket we opened (and maybe wrapped) ourselves, so every stage is ours to time."""
+
+    def __init__(self, sock, timeout: float, ehlo_name: str):
+        super().__init__(local_hostname=ehlo_name, timeout=timeout)
+        self.sock = sock
+
+    def forget_ehlo(self):
+        # What smtplib.starttls() does after the handshake: the server's EHLO answer no longer counts.
+        self.file = None
+        self.helo_resp = self.ehlo_resp = None
+        self.esmtp_features = {}
+        self.does_esmtp = False
+
+
+class _StageFailed(Exception):
+    """The probe cannot go on past this stage (the check saying why is already recorded)."""
+
+
+def _reply_text(reply) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return " ".join(text.split())[:300]
+
+
+def decode_certificate(der: bytes) -> dict:
+    """Certificate fields from DER, as ssl's getpeercert() would give them for a verified peer."""
+    fd, path = tempfile.mkstemp(suffix=".pem")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(ssl.DER_cert_to_PEM_cert(der))
+        decoded = ssl._ssl._test_decode_cert(path)  # the stdlib's only decoder for an unverified certificate
+    finally:
+        os.unlink(path)
+    return decoded
+
+
+def _name_field(name_tuples, key: str) -> str | None:
+    for rdn in name_tuples or ():
+        for k, v in rdn:
+            if k == key:
+                return v
+    return None
+
+
+def certificate_summary(der: bytes, now: datetime.datetime | None = None) -> dict:
+    now = now or datetime.datetime.now(datetime.UTC)
+    info = decode_certificate(der)
+    sans = info.get("subjectAltName", ())
+    not_after = datetime.datetime.fromtimestamp(ssl.cert_time_to_seconds(info["notAfter"]), datetime.UTC)
+    not_before = datetime.datetime.fromtimestamp(ssl.cert_time_to_seconds(info["notBefore"]), datetime.UTC)
+    return {
+        "subject": _name_field(info.get("subject"), "commonName"),
+        "issuer": _name_field(info.get("issuer"), "commonName") or _name_field(info.get("issuer"), "organizationName"),
+        "dns_names": [v for k, v in sans if k == "DNS"],
+        "ip_addresses": [v.strip() for k, v in sans if k == "IP Address"],
+        "not_before": not_before.isoformat(),
+        "not_after": not_after.isoformat(),
+        "days_left": int((not_after - now).total_seconds() // 86400),
+        "expired": not_after < now,
+        "serial": info.get("serialNumber"),
+        "sha256": hashlib.sha256(der).hexdigest(),
+    }
+
+
+def _wildcard_match(cert_name: str, wanted: str) -> bool:
+    cert_name, wanted = cert_name.lower().rstrip("."), wanted.lower().rstrip(".")
+    if cert_name == wanted:
+        return True
+    if cert_name.startswith("*."):
+        head, _, rest = wanted.partition(".")
+        return bool(head) and rest == cert_name[2:]
+    return False
+
+
+def expected_names(strategies, hostname: str, nexthop: str) -> list[str]:
+    """Postfix's smtp_tls_*_cert_match strategies -> names; a leading dot means 'any subdomain of'."""
+    names = []
+    for strategy in strategies:
+        s = strategy.strip()
+        if s == "hostname":
+            names.append(hostname)
+        elif s == "nexthop":
+            names.append(nexthop)
+        elif s == "dot-nexthop":
+            names.append("." + nexthop)
+        elif s:
+            names.append(s)
+    return list(dict.fromkeys(names))
+
+
+def names_match(cert: dict, wanted: list[str]) -> str | None:
+    """The expected name the certificate satisfies (DNS names, else CN, as Postfix does), or None."""
+    presented = cert["dns_names"] or ([cert["subject"]] if cert.get("subject") else [])
+    for name in wanted:
+        if name.startswith("."):
+            if any(p.lower().rstrip(".").endswith(name.lower()) for p in presented):
+                return name
+        elif any(_wildcard_match(p, name) for p in presented) or name in cert["ip_addresses"]:
+            return name
+    return None
+
+
+class Probe:
+    """One run of the stages against one relay destination."""
+
+    def __init__(self, spec: ProbeSpec, network: Network | None = None, now=None):
+        self.spec = spec
+        self.net = network or Network()
+        self.now = now or (lambda: datetime.datetime.now(datetime.UTC))
+        self.result = ProbeResult()
+        self.reported: set = set()
+
+    # -- bookkeeping -------------------------------------------------------------------------------
+    def add(
+        self, base_id: str, check_id: str, status: str, message: str, stage: str, *, hint=None, started=None, **extra
+    ):
+        if started is not None:
+            extra["elapsed_ms"] = round((time.monotonic() - started) * 1000, 1)
+        self.reported.add(base_id)
+        self.result.checks.append(check(check_id, status, message, stage, hint, **extra))
+
+    def skip_rest(self, reason: str):
+        for stage, base_id in STAGES:
+            if base_id not in self.reported:
+                self.add(base_id, base_id, SKIP, f"skipped: {reason}", stage)
+
+    def sni(self) -> str | None:
+        """The SNI Postfix sends: smtp_tls_servername's name, "hostname" or "nexthop"; none when unset."""
+        name = self.spec.servername
+        if name == "hostname":
+            return self.result.server or self.spec.host
+        if name == "nexthop":
+            return self.spec.host
+        return name or None
+
+    def severity(self) -> str:
+        """Certificate problems fail only where Postfix itself would refuse the relay (verify/secure)."""
+        return FAIL if self.spec.verify else WARN
+
+    # -- stages ------------------------------------------------------------------------------------
+    def run(self) -> ProbeResult:
+        try:
+            addresses = self.dns()
+            sock = self.tcp(addresses)
+            client = self.session(sock, record=True)
+            try:
+                self.auth_stage(client)
+                self.envelope(client)
+            finally:
+                with contextlib.suppress(Exception):
+                    client.quit()
+                client.close()
+        except _StageFailed as e:
+            self.skip_rest(str(e))
+        except (OSError, smtplib.SMTPException) as e:
+            # The relay hung up or stopped answering mid-session: say where, then skip what is left.
+            self.add("probe.error", "probe.error", FAIL, f"the session broke off: {type(e).__name__}: {e}", "smtp")
+            self.skip_rest("the session broke off")
+        self.skip_rest("not asked for")
+        return self.result
+
+    def dns(self) -> list[str]:
+        spec = self.spec
+        server = spec.host
+        if spec.mx_lookup:
+            started = time.monotonic()
+            try:
+                records = self.net.mx(spec.host, spec.timeout)
+            except LookupUnknown as e:
+                self.add(
+                    "dns.mx",
+                    "dns.mx",
+                    UNKNOWN,
+                    f"MX lookup of {spec.host} got no answer: {e}",
+                    "dns",
+                    hint="check the host's resolvers",
+                    started=started,
+                )
+                raise _StageFailed("the relay's MX records are unknown") from None
+            if records:
+                server = records[0][1]
+                listed = ", ".join(f"{p} {n}" for p, n in records)
+                self.add(
+                    "dns.mx",
+                    "dns.mx",
+                    PASS,
+                    f"MX of {spec.host}: {listed}; probing {server}",
+                    "dns",
+                    started=started,
+                    mx=[{"preference": p, "exchange": n} for p, n in records],
+                )
+            else:
+                self.add(
+                    "dns.mx",
+                    "dns.no_mx",
+                    WARN,
+                    f"{spec.host} has no MX record: Postfix uses its address",
+                    "dns",
+                    hint=f"write the relayhost in brackets, [{spec.host}]:{spec.port}, to skip the MX lookup",
+                    started=started,
+                )
+        self.result.server = server
+        if spec.is_ip:
+            self.add("dns.address", "dns.address", SKIP, f"{server} is an IP address: no lookup", "dns")
+            return [server]
+        started = time.monotonic()
+        try:
+            addresses = self.net.addresses(server, spec.timeout)
+        except LookupUnknown as e:
+            self.add(
+                "dns.address",
+                "dns.address",
+                UNKNOWN,
+                f"address lookup of {server} got no answer: {e}",
+                "dns",
+                hint="check the host's resolvers (/etc/resolv.conf)",
+                started=started,
+            )
+            raise _StageFailed("the relay's address is unknown") from None
+        if not addresses:
+            self.add(
+                "dns.address",
+                "dns.no_address",
+                FAIL,
+                f"{server} has no A or AAAA record",
+                "dns",
+                hint="check the relay's name for typos",
+                started=started,
+            )
+            raise _StageFailed("the relay has no address")
+        self.add(
+            "dns.address",
+            "dns.address",
+            PASS,
+            f"{server} has address(es) {', '.join(addresses)}",
+            "dns",
+            started=started,
+            addresses=addresses,
+        )
+        return addresses[:MAX_ADDRESSES]
+
+    def tcp(self, addresses: list[str]) -> socket.socket:
+        spec = self.spec
+        failures = []
+        for address in addresses:
+            started = time.monotonic()
+            try:
+                sock = self.net.connect(address, spec.port, spec.timeout)
+            except TimeoutError:
+                failures.append((address, "timeout", f"no answer within {spec.timeout:g}s"))
+            except ConnectionRefusedError:
+                failures.append((address, "refused", "connection refused"))
+            except OSError as e:
+                kind = "unreachable" if e.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH) else "error"
+                failures.append((address, kind, e.strerror or str(e)))
+            else:
+                self.result.address = address
+                tried = "".join(f"; {a} failed: {why}" for a, _k, why in failures)
+                self.add(
+                    "tcp.connect",
+                    "tcp.connect",
+                    PASS,
+                    f"connected to {address} port {spec.port}{tried}",
+                    "tcp",
+                    started=started,
+                    address=address,
+                )
+                return sock
+        address, kind, _why = failures[0]
+        details = "; ".join(f"{a}: {why}" for a, _k, why in failures)
+        alternatives = alternative_ports_hint(self.result.server or spec.host, spec.port)
+        if kind == "timeout":
+            message = (
+                f"port {spec.port} of {self.result.server} does not answer ({details}): packets are dropped, "
+                "so outbound traffic is blocked by a firewall or the relay does not admit this host"
+            )
+            hint = "ask for the egress path to be opened" + (f"; {alternatives}" if alternatives else "")
+        elif kind == "refused":
+            message = (
+                f"port {spec.port} of {self.result.server} refuses connections ({details}): relay down or wrong port"
+            )
+            hint = "check the port and that the relay runs" + (f"; {alternatives}" if alternatives else "")
+        else:
+            message = f"cannot reach {self.result.server} port {spec.port} ({details})"
+            hint = "check the host's routes and firewall"
+        self.add(
+            "tcp.connect", f"tcp.{kind}", FAIL, message, "tcp", hint=hint, started=started, address=address, reason=kind
+        )
+        raise _StageFailed(f"TCP connection failed ({kind})")
+
+    def contexts(self):
+        """(verifying context or None, non-verifying context)."""
+        loose = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        loose.check_hostname = False
+        loose.verify_mode = ssl.CERT_NONE
+        strict = None
+        if self.spec.ca_file or self.spec.ca_path:
+            strict = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            strict.check_hostname = False
+            strict.load_verify_locations(cafile=self.spec.ca_file or None, capath=self.spec.ca_path or None)
+        return strict, loose
+
+    def session(self, sock, record: bool):
+        """Banner, EHLO and TLS on an open socket; returns the client after the (post-TLS) EHLO."""
+        spec = self.spec
+        try:
+            strict, loose = self.contexts()
+        except (OSError, ssl.SSLError) as e:
+            self.add(
+                "tls.handshake",
+                "tls.ca_unreadable",
+                FAIL,
+                f"cannot load the CA ({spec.ca_file or spec.ca_path}): {e}",
+                "tls",
+                hint="check ca_file / smtp_tls_CAfile",
+            )
+            sock.close()
+            raise _StageFailed("the CA cannot be loaded") from None
+        context = strict or loose
+        if spec.tls == "none":
+            for stage, base_id in STAGES:
+                if stage in ("tls", "cert"):
+                    self.add(base_id, base_id, SKIP, "skipped: TLS is off (tls=none)", stage)
+        if spec.tls == "implicit":
+            sock = self.handshake(sock, context, loose)
+        client = _Client(sock, spec.timeout, spec.ehlo_name)
+        try:
+            self.banner(client)
+            self.ehlo(client)
+            if spec.tls == "starttls":
+                self.starttls(client, context, loose)
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def banner(self, client: _Client):
+        spec = self.spec
+        started = time.monotonic()
+        client.sock.settimeout(spec.timeout)
+        try:
+            code, text = client.getreply()
+        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as e:
+            implicit_hint = (
+                "the port may speak implicit TLS: use tls=implicit / smtp_tls_wrappermode = yes"
+                if spec.tls != "implicit" and (spec.port in IMPLICIT_TLS_PORTS or isinstance(e, TimeoutError))
+                else "check that this port runs an SMTP service"
+            )
+            what = "no greeting" if isinstance(e, TimeoutError) else "the connection closed before the greeting"
+            self.add(
+                "smtp.banner",
+                "smtp.no_banner",
+                FAIL,
+                f"{what} within {spec.timeout:g}s",
+                "smtp",
+                hint=implicit_hint,
+                started=started,
+            )
+            raise _StageFailed("no SMTP greeting") from None
+        text = _reply_text(text)
+        if code != 220:
+            self.add(
+                "smtp.banner",
+                "smtp.banner_rejected",
+                FAIL,
+                f"the relay greets with {code} {text}",
+                "smtp",
+                hint="the relay refuses this host: is its egress IP allowed on the relay?",
+                started=started,
+            )
+            raise _StageFailed("the relay refused the session")
+        self.add("smtp.banner", "smtp.banner", PASS, f"220 {text}", "smtp", started=started, banner=text)
+
+    def ehlo(self, client: _Client, after_tls: bool = False):
+        started = time.monotonic()
+        client.sock.settimeout(self.spec.timeout)
+        try:
+            code, text = client.ehlo(self.spec.ehlo_name)
+        except (OSError, smtplib.SMTPException) as e:
+            code, text = 0, str(e)
+        if code != 250:
+            self.add(
+                "smtp.ehlo",
+                "smtp.ehlo_rejected",
+                FAIL,
+                f"EHLO {self.spec.ehlo_name} answered {code} {_reply_text(text)}",
+                "smtp",
+                hint="check smtp_helo_name / myhostname",
+                started=started,
+            )
+            raise _StageFailed("EHLO failed")
+        if not after_tls:
+            self.add(
+                "smtp.ehlo",
+                "smtp.ehlo",
+                PASS,
+                f"EHLO accepted; extensions: {' '.join(sorted(client.esmtp_features))}",
+                "smtp",
+                started=started,
+                extensions=sorted(client.esmtp_features),
+            )
+
+    def starttls(self, client: _Client, context, loose):
+        spec = self.spec
+        started = time.monotonic()
+        if not client.has_extn("starttls"):
+            status = FAIL if spec.tls_required else WARN
+            self.add(
+                "tls.handshake",
+                "tls.starttls_not_offered",
+                status,
+                "the relay does not offer STARTTLS",
+                "tls",
+                hint="at smtp_tls_security_level = may Postfix would send in clear; use a port with TLS",
+                started=started,
+            )
+            if status == FAIL:
+                raise _StageFailed("no STARTTLS")
+            for stage, base_id in STAGES:
+                if stage == "cert":
+                    self.add(base_id, base_id, SKIP, "skipped: no TLS", stage)
+            return
+        client.sock.settimeout(spec.timeout)
+        code, text = client.docmd("STARTTLS")
+        if code != 220:
+            self.add(
+                "tls.handshake",
+                "tls.starttls_refused",
+                FAIL,
+                f"STARTTLS answered {code} {_reply_text(text)}",
+                "tls",
+                started=started,
+            )
+            raise _StageFailed("STARTTLS refused")
+        client.sock = self.handshake(client.sock, context, loose, started)
+        client.forget_ehlo()
+        self.ehlo(client, after_tls=True)
+
+    def handshake(self, sock, context, loose, started=None):
+        spec = self.spec
+        started = started or time.monotonic()
+        sock.settimeout(spec.timeout)
+        try:
+            tls_sock = context.wrap_socket(sock, server_hostname=self.sni())
+        except ssl.SSLCertVerificationError as e:
+            sock.close()
+            if "tls.handshake" not in self.reported:
+                self.record_untrusted(e)
+            return self.reopen_unverified(loose)
+        except (ssl.SSLError, OSError) as e:
+            sock.close()
+            text = str(e)
+            if "WRONG_VERSION_NUMBER" in text.upper() or "wrong version number" in text:
+                hint = "the port does not speak TLS right away: use tls=starttls / smtp_tls_wrappermode = no"
+            elif isinstance(e, TimeoutError):
+                hint = "the handshake timed out: is this really a TLS port?"
+            else:
+                hint = "compare smtp_tls_mandatory_protocols and ciphers with what the relay supports"
+            self.add(
+                "tls.handshake",
+                "tls.handshake_failed",
+                FAIL,
+                f"TLS handshake failed: {text}",
+                "tls",
+                hint=hint,
+                started=started,
+            )
+            raise _StageFailed("TLS handshake failed") from None
+        if "tls.handshake" not in self.reported:
+            self.record_tls(tls_sock, verified=context is not loose, started=started)
+        return tls_sock
+
+    def record_untrusted(self, error):
+        reason = getattr(error, "verify_message", None) or str(error)
+        self.result.tls["chain_error"] = reason
+        self.add(
+            "cert.chain",
+            "cert.untrusted",
+            self.severity(),
+            f"the certificate does not verify against the CA: {reason}",
+            "cert",
+            hint="give the relay's CA in smtp_tls_CAfile / ca_file, or fix the relay's chain",
+        )
+
+    def reopen_unverified(self, loose):
+        """After a failed verification, go on unverified to report what else there is to know."""
+        spec = self.spec
+        try:
+            sock = self.net.connect(self.result.address, spec.port, spec.timeout)
+            if spec.tls == "implicit":
+                return self.handshake(sock, loose, loose)
+            client = _Client(sock, spec.timeout, spec.ehlo_name)
+            client.sock.settimeout(spec.timeout)
+            client.getreply()
+            client.ehlo(spec.ehlo_name)
+            client.docmd("STARTTLS")
+            raw = client.sock
+            if client.file:
+                client.file.close()
+            client.sock = client.file = None
+            return self.handshake(raw, loose, loose)
+        except (OSError, smtplib.SMTPException) as e:
+            self.add(
+                "tls.handshake", "tls.handshake_failed", FAIL, f"reconnecting without verification failed: {e}", "tls"
+            )
+            raise _StageFailed("TLS failed") from None
+
+    def record_tls(self, tls_sock, verified: bool, started):
+        spec = self.spec
+        cipher = tls_sock.cipher()
+        self.result.tls.update(
+            {"version": tls_sock.version(), "cipher": cipher[0] if cipher else None, "sni": self.sni()}
+        )
+        self.add(
+            "tls.handshake",
+            "tls.handshake",
+            PASS,
+            f"{tls_sock.version()} with {cipher[0] if cipher else '?'}"
+            f" ({'SNI ' + self.sni() if self.sni() else 'no SNI, like Postfix by default'})",
+            "tls",
+            started=started,
+            version=tls_sock.version(),
+        )
+        der = tls_sock.getpeercert(binary_form=True)
+        if not der:
+            self.add("cert.chain", "cert.missing", FAIL, "the relay presented no certificate", "cert")
+            return
+        cert = certificate_summary(der, self.now())
+        self.result.tls["certificate"] = cert
+        if verified:
+            self.result.tls["chain_verified"] = True
+            self.add(
+                "cert.chain",
+                "cert.chain",
+                PASS,
+                f"the certificate for {cert['subject']} verifies against the CA",
+                "cert",
+            )
+        elif "cert.chain" not in self.reported:
+            self.result.tls["chain_verified"] = None
+            status = UNKNOWN if spec.verify else SKIP
+            self.add(
+                "cert.chain",
+                "cert.chain",
+                status,
+                "no CA given: the chain was not checked (Postfix does not check "
+                "it below smtp_tls_security_level = verify)",
+                "cert",
+                hint="give ca_file to check it",
+            )
+        else:
+            self.result.tls["chain_verified"] = False
+        self.cert_name(cert)
+        self.cert_expiry(cert)
+        self.cert_sni(der, cert)
+
+    def cert_name(self, cert: dict):
+        spec = self.spec
+        server = self.result.server or spec.host
+        wanted = expected_names(spec.cert_match, server, spec.host)
+        matched = names_match(cert, wanted)
+        presented = ", ".join(cert["dns_names"] + cert["ip_addresses"]) or cert.get("subject") or "nothing"
+        if matched:
+            self.add("cert.name", "cert.name", PASS, f"the certificate names {matched} (presents {presented})", "cert")
+        else:
+            self.add(
+                "cert.name",
+                "cert.name_mismatch",
+                self.severity(),
+                f"the certificate names {presented}, not {' or '.join(wanted)} as Postfix expects",
+                "cert",
+                hint="use the relay name its certificate holds in relayhost, or fix the relay's certificate",
+                expected=wanted,
+                presented=cert["dns_names"] + cert["ip_addresses"],
+            )
+
+    def cert_expiry(self, cert: dict):
+        days = cert["days_left"]
+        if cert["expired"]:
+            self.add(
+                "cert.expiry",
+                "cert.expired",
+                self.severity(),
+                f"the certificate expired on {cert['not_after']}",
+                "cert",
+                hint="the relay's operator must renew it",
+                days_left=days,
+            )
+        elif days < EXPIRY_WARN_DAYS:
+            self.add(
+                "cert.expiry",
+                "cert.expires_soon",
+                WARN,
+                f"the certificate expires in {days} days",
+                "cert",
+                hint="the relay's operator must renew it",
+                days_left=days,
+            )
+        else:
+            self.add(
+                "cert.expiry",
+                "cert.expiry",
+                PASS,
+                f"the certificate is valid for {days} more days",
+                "cert",
+                days_left=days,
+            )
+
+    def cert_sni(self, der: bytes, cert: dict):
+        """Postfix sends SNI only when smtp_tls_servername is set: compare with what an SNI client gets."""
+        spec = self.spec
+        server = self.result.server or spec.host
+        if spec.is_ip:
+            self.add("cert.sni", "cert.sni", SKIP, "the relay is an IP address: no SNI to compare", "cert")
+            return
+        other_sni = None if self.sni() else server
+        started = time.monotonic()
+        try:
+            other = self.fetch_certificate(other_sni)
+        except (OSError, smtplib.SMTPException, ssl.SSLError) as e:
+            self.add(
+                "cert.sni",
+                "cert.sni",
+                UNKNOWN,
+                f"could not fetch the certificate a second time: {e}",
+                "cert",
+                started=started,
+            )
+            return
+        label = "without SNI" if other_sni is None else f"with SNI {other_sni}"
+        if other == der:
+            self.add(
+                "cert.sni",
+                "cert.sni",
+                PASS,
+                f"the relay presents the same certificate {label}",
+                "cert",
+                started=started,
+            )
+            return
+        other_cert = certificate_summary(other, self.now())
+        self.result.tls["certificate_" + ("without_sni" if other_sni is None else "with_sni")] = other_cert
+        wanted = expected_names(spec.cert_match, server, spec.host)
+        if not self.sni() and names_match(other_cert, wanted) and not names_match(cert, wanted):
+            self.add(
+                "cert.sni",
+                "cert.sni_differs",
+                self.severity(),
+                f"only with SNI {server} does the relay present a "
+                f"certificate for {server}; Postfix sends no SNI by default",
+                "cert",
+                hint=f"set smtp_tls_servername = {server} (Postfix 3.4+)",
+                started=started,
+            )
+        else:
+            self.add(
+                "cert.sni",
+                "cert.sni_differs",
+                WARN,
+                f"the relay presents a different certificate {label} ({other_cert['subject']})",
+                "cert",
+                started=started,
+            )
+
+    def fetch_certificate(self, sni: str | None) -> bytes:
+        spec = self.spec
+        _strict, loose = self.contexts()
+        sock = self.net.connect(self.result.address, spec.port, spec.timeout)
+        with contextlib.closing(sock):
+            if spec.tls == "starttls":
+                client = _Client(sock, spec.timeout, spec.ehlo_name)
+                client.getreply()
+                client.ehlo(spec.ehlo_name)
+                code, text = client.docmd("STARTTLS")
+                if code != 220:
+                    raise smtplib.SMTPResponseException(code, text)
+            with loose.wrap_socket(sock, server_hostname=sni) as tls_sock:
+                return tls_sock.getpeercert(binary_form=True)
+
+    def auth_stage(self, client: _Client):
+        spec = self.spec
+        offered = client.esmtp_features.get("auth", "").upper().split()
+        tls_active = isinstance(client.sock, ssl.SSLSocket)
+        permitted = list(spec.permitted(offered, tls_active)) if spec.permitted else list(offered)
+        self.result.auth.update({"offered": offered, "permitted": permitted, "tls": tls_active, "authenticated": False})
+        wanted = spec.expect_auth or bool(spec.username)
+        if offered:
+            self.add(
+                "auth.mechanisms",
+                "auth.mechanisms",
+                PASS,
+                f"the relay offers AUTH {' '.join(offered)}{' after TLS' if tls_active else ' without TLS'}",
+                "auth",
+                mechanisms=offered,
+            )
+        elif wanted:
+            self.add(
+                "auth.mechanisms",
+                "auth.not_offered",
+                FAIL,
+                "the relay offers no AUTH on this connection",
+                "auth",
+                hint="some relays offer AUTH only after STARTTLS, or not at all on this port",
+            )
+        else:
+            self.add(
+                "auth.mechanisms",
+                "auth.mechanisms",
+                PASS,
+                "the relay offers no AUTH (it admits hosts by address)",
+                "auth",
+                mechanisms=[],
+            )
+        if not (spec.username and spec.password is not None):
+            self.add("auth.login", "auth.login", SKIP, "no credentials given: AUTH not tried", "auth")
+            return
+        if not offered:
+            self.add("auth.login", "auth.login", SKIP, "skipped: no AUTH offered", "auth")
+            return
+        usable = [m for m in permitted if m in ("PLAIN", "LOGIN", "CRAM-MD5")]
+        if not usable:
+            self.add(
+                "auth.login",
+                "auth.login",
+                SKIP,
+                f"no mechanism Postfix would use among {' '.join(offered)} (see sasl.no_worthy_mechs)",
+                "auth",
+            )
+            return
+        mechanism = usable[0]
+        client.user, client.password = spec.username, spec.password
+        started = time.monotonic()
+        client.sock.settimeout(spec.timeout)
+        method = getattr(client, "auth_" + mechanism.lower().replace("-", "_"))
+        try:
+            code, text = client.auth(mechanism, method, initial_response_ok=True)
+        except smtplib.SMTPAuthenticationError as e:
+            self.add(
+                "auth.login",
+                "auth.rejected",
+                FAIL,
+                f"the relay rejected the credentials with {mechanism}: {e.smtp_code} {_reply_text(e.smtp_error)}",
+                "auth",
+                hint="check the user name and password (or API key) in the SASL map",
+                started=started,
+            )
+            return
+        except (OSError, smtplib.SMTPException) as e:
+            self.add("auth.login", "auth.error", FAIL, f"AUTH {mechanism} failed: {e}", "auth", started=started)
+            return
+        finally:
+            client.password = None
+        self.result.auth.update({"authenticated": True, "mechanism": mechanism})
+        self.add(
+            "auth.login",
+            "auth.login",
+            PASS,
+            f"authenticated with {mechanism}: {code} {_reply_text(text)}",
+            "auth",
+            started=started,
+        )
+
+    def envelope(self, client: _Client):
+        spec = self.spec
+        if not spec.mail_from:
+            return
+        started = time.monotonic()
+        client.sock.settimeout(spec.timeout)
+        code, text = client.mail(spec.mail_from)
+        if code != 250:
+            hint = (
+                "the relay wants AUTH first: configure credentials"
+                if code == 530
+                else "the relay does not accept this sender: use an address in an approved domain"
+            )
+            self.add(
+                "envelope.mail_from",
+                "envelope.sender_rejected",
+                FAIL,
+                f"MAIL FROM:<{spec.mail_from}> answered {code} {_reply_text(text)}",
+                "envelope",
+                hint=hint,
+                started=started,
+            )
+            raise _StageFailed("sender rejected")
+        self.add(
+            "envelope.mail_from",
+            "envelope.mail_from",
+            PASS,
+            f"MAIL FROM:<{spec.mail_from}> accepted",
+            "envelope",
+            started=started,
+        )
+        if not spec.rcpt_to:
+            client.rset()
+            return
+        started = time.monotonic()
+        refused = []
+        for rcpt in spec.rcpt_to:
+            code, text = client.rcpt(rcpt)
+            if code not in (250, 251):
+                refused.append(f"<{rcpt}>: {code} {_reply_text(text)}")
+        if refused:
+            self.add(
+                "envelope.rcpt_to",
+                "envelope.recipient_rejected",
+                FAIL,
+                "RCPT TO refused " + "; ".join(refused),
+                "envelope",
+                hint="the relay does not accept these recipients from this host/sender",
+                started=started,
+            )
+            client.rset()
+            raise _StageFailed("recipient rejected")
+        self.add(
+            "envelope.rcpt_to",
+            "envelope.rcpt_to",
+            PASS,
+            f"RCPT TO {', '.join(spec.rcpt_to)} accepted",
+            "envelope",
+            started=started,
+        )
+        if not spec.send_test:
+            client.rset()
+        elif spec.check_mode:
+            client.rset()
+            self.add("message.sent", "message.sent", SKIP, "test message not sent in check mode", "message")
+        else:
+            self.send(client)
+
+    def send(self, client: _Client):
+        spec = self.spec
+        msg = email.message.EmailMessage()
+        msg["From"] = spec.mail_from
+        msg["To"] = ", ".join(spec.rcpt_to)
+        msg["Subject"] = spec.subject
+        msg["Date"] = email.utils.formatdate(localtime=False)
+        msg["Message-ID"] = email.utils.make_msgid(domain=spec.ehlo_name if "." in spec.ehlo_name else None)
+        msg["X-Mailer"] = "smtp.relay.relay_check"
+        msg.set_content(spec.body)
+        started = time.monotonic()
+        client.sock.settimeout(spec.timeout)
+        try:
+            code, text = client.data(msg.as_bytes())
+        except smtplib.SMTPDataError as e:
+            code, text = e.smtp_code, e.smtp_error
+        text = _reply_text(text)
+        if code != 250:
+            self.add(
+                "message.sent",
+                "message.rejected",
+                FAIL,
+                f"the relay refused the message: {code} {text}",
+                "message",
+                started=started,
+            )
+            return
+        match = _QUEUE_ID.search(text)
+        self.result.queue_id = match.group(1) if match else text
+        self.add(
+            "message.sent",
+            "message.sent",
+            PASS,
+            f"the relay accepted the test message: {code} {text}",
+            "message",
+            started=started,
+            queue_id=self.result.queue_id,
+            message_id=msg["Message-ID"],
+        )
+
+
+def probe(spec: ProbeSpec, network: Network | None = None) -> ProbeResult:
+    """Run every stage against the relay; never raises for what the relay does, only reports it."""
+    return Probe(spec, network).run()

@@ -1,0 +1,179 @@
+#!/usr/bin/python
+# Copyright: Contributors to the smtp.relay project
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: postfix_map
+short_description: Write a Postfix lookup table and build its indexed form safely
+version_added: 1.0.0
+description:
+  - Writes a lookup table such as C(sasl_passwd), C(sender_canonical) or C(generic) from a mapping,
+    one C(key value) line per entry in key order, and builds its indexed form with C(postmap).
+  - The index is built only when the content changed or the indexed file is missing or older than its
+    source. The build happens on a hidden temporary copy in the same directory, then the index and the
+    source are renamed into place, so Postfix never reads a half-built table.
+  - With O(secret=true) the source and the index are mode V(0600), owned by root, values never appear in
+    the diff, and no backup copy is ever made.
+  - Keys with whitespace or control characters, and values with a newline, a control character or
+    leading/trailing whitespace are refused, naming the key.
+author:
+  - smtp.relay developers
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details: Values are masked when O(secret=true); keys are shown.
+  platform:
+    platforms: posix
+    support: full
+    details: Needs the Postfix C(postmap) and C(postconf) binaries, except for V(texthash) tables.
+options:
+  name:
+    description:
+      - File name of the table under O(config_dir), for example V(sasl_passwd).
+      - Exactly one of O(name) and O(path) is required.
+    type: str
+  path:
+    description:
+      - Absolute path of the table's source file.
+    type: path
+  entries:
+    description:
+      - Lookup key to value. Keys are one word; Postfix folds them to lower case, so two keys that differ
+        only in case are refused.
+      - Required when O(state=present).
+    type: dict
+  type:
+    description:
+      - Lookup table type. Default is the host's C(default_database_type) (read with
+        C(postconf -h default_database_type)), usually V(hash) or V(lmdb).
+      - V(texthash) tables are read by Postfix directly and get no index.
+    type: str
+    choices: [hash, lmdb, btree, cdb, texthash]
+  secret:
+    description:
+      - The table holds credentials (such as C(sasl_passwd)). Files become mode V(0600), owned by root, and
+        values are masked in the diff and the result.
+      - Also set C(no_log) on the task so that the values do not show in its invocation.
+    type: bool
+    default: false
+  config_dir:
+    description:
+      - The Postfix configuration directory, passed to C(postmap -c) and used to resolve O(name).
+    type: path
+    default: /etc/postfix
+  state:
+    description:
+      - V(absent) removes the source and any indexed file (C(.db), C(.lmdb), C(.cdb)) next to it.
+    type: str
+    choices: [present, absent]
+    default: present
+notes:
+  - The module never writes its arguments to the host's journal, since they may hold credentials.
+seealso:
+  - module: smtp.relay.postconf
+  - name: Postfix lookup table types
+    description: The DATABASE_README of Postfix.
+    link: https://www.postfix.org/DATABASE_README.html
+"""
+
+EXAMPLES = r"""
+- name: Store the relay credentials
+  smtp.relay.postfix_map:
+    name: sasl_passwd
+    secret: true
+    entries:
+      "[smtp.example.org]:587": "{{ relay_user }}:{{ relay_password }}"
+  register: relay_sasl_map
+  no_log: true
+
+- name: Point Postfix at the table
+  smtp.relay.postconf:
+    settings:
+      smtp_sasl_password_maps: "{{ relay_sasl_map.map }}"
+
+- name: Rewrite local senders
+  smtp.relay.postfix_map:
+    name: sender_canonical
+    type: texthash
+    entries:
+      root: noreply@example.org
+"""
+
+RETURN = r"""
+path:
+  description: Path of the table's source file.
+  returned: always
+  type: str
+  sample: /etc/postfix/sasl_passwd
+map:
+  description: The C(type:path) reference to put in C(main.cf).
+  returned: always
+  type: str
+  sample: hash:/etc/postfix/sasl_passwd
+diff:
+  description: The source before and after; with O(secret=true) keys only, values masked.
+  returned: always
+  type: dict
+  sample:
+    before_header: /etc/postfix/sasl_passwd
+    after_header: /etc/postfix/sasl_passwd
+    before: "[smtp.example.org]:587 ********\n"
+    after: "[smtp.example.org]:587 ******** (changed)\n"
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+from ansible_collections.smtp.relay.plugins.module_utils._maps import MAP_TYPES, ensure_map
+from ansible_collections.smtp.relay.plugins.module_utils._postconf import PostconfRunner
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "name": {"type": "str"},
+            "path": {"type": "path"},
+            "entries": {"type": "dict"},
+            "type": {"type": "str", "choices": list(MAP_TYPES)},
+            "secret": {"type": "bool", "default": False, "no_log": False},
+            "config_dir": {"type": "path", "default": "/etc/postfix"},
+            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+        },
+        mutually_exclusive=[("name", "path")],
+        required_one_of=[("name", "path")],
+        required_if=[("state", "present", ("entries",))],
+        supports_check_mode=True,
+        # Entries may be credentials, and whether they are is only known once the arguments are parsed.
+        no_log=True,
+    )
+    params = module.params
+    if params["secret"]:
+        module.no_log_values.update(str(v) for v in (params["entries"] or {}).values() if v not in (None, ""))
+    runner = PostconfRunner.for_module(module)
+    try:
+        result = ensure_map(
+            runner,
+            entries=params["entries"],
+            name=params["name"],
+            path=params["path"],
+            map_type=params["type"],
+            secret=params["secret"],
+            config_dir=params["config_dir"],
+            state=params["state"],
+            check_mode=module.check_mode,
+        )
+    except SmtpRelayError as e:
+        module.fail_json(msg=e.msg, **e.details)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

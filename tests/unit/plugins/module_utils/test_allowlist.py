@@ -1,0 +1,446 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Allowlist requests: gathering with fakes behind the host and DNS seams, checks, input rules, renderers."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import json
+import os
+import pathlib
+
+import pytest
+import yaml
+
+from ansible_collections.smtp.relay.plugins.module_utils import _allowlist as al
+from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+from tests.unit.plugins.module_utils.allowlist_fakes import NOW, RELAY, ROUTES, FakeHost, FakeResolver, dns_ok
+
+
+def params(**overrides):
+    base = {
+        "purpose": "Order mails",
+        "team": "Shop",
+        "contact": "shop-ops@example.org",
+        "relay_host": "relay.example.test",
+    }
+    base.update(overrides)
+    return base
+
+
+def run(host=None, resolver=None, **overrides):
+    host = host or FakeHost(routes=ROUTES)
+    return al.allowlist_request(params(**overrides), host, resolver or dns_ok())
+
+
+def ids(checks, status=None):
+    return [c["id"] for c in checks if status is None or c["status"] == status]
+
+
+# --- gathering ----------------------------------------------------------------------------------
+
+
+def test_defaults_come_from_the_host_and_the_route_towards_the_relay():
+    host = FakeHost(routes=ROUTES)
+    result = run(host)
+    request = result["request"]
+    assert request["fqdn"] == "h1.example.test"
+    assert request["ipv4"] == ["10.89.0.11"]
+    assert request["ipv6"] == ["fd00::11"]
+    assert request["relay"] == "relay.example.test"
+    assert ("10.89.100.2", 25, None) in host.calls and ("fd00::2", 25, None) in host.calls
+    assert result["valid"] is True
+    assert ids(result["checks"], "fail") == []
+    assert ids(result["checks"]).count("fqdn.forward_confirmed") == 2
+    assert ids(result["checks"]).count("rdns.match") == 2
+    detected = [c for c in result["checks"] if c["id"] == "egress.detected"]
+    assert {c["address"] for c in detected} == {"10.89.0.11", "fd00::11"}
+
+
+def test_relay_from_postfix_relayhost_with_its_port_and_bind_addresses():
+    postfix = {"relayhost": "[relay.example.test]:587", "smtp_bind_address": "10.89.0.12", "inet_protocols": "all"}
+    host = FakeHost(postfix=postfix, routes=ROUTES, local=("10.89.0.12", "fd00::11"))
+    resolver = dns_ok(
+        forward={"h1.example.test": ["10.89.0.12", "fd00::11"]}, reverse={"10.89.0.12": ["h1.example.test"]}
+    )
+    result = run(host, resolver, relay_host=None)
+    assert result["request"]["relay"] == "[relay.example.test]:587"
+    assert result["request"]["ipv4"] == ["10.89.0.12"]
+    assert ("10.89.100.2", 587, "10.89.0.12") in host.calls
+    assert ("fd00::2", 587, None) in host.calls
+    assert "bound by smtp_bind_address" in next(c["message"] for c in result["checks"] if c["address"] == "10.89.0.12")
+
+
+def test_inet_protocols_ipv4_means_no_ipv6_egress():
+    host = FakeHost(postfix={"inet_protocols": "ipv4"}, routes=ROUTES)
+    result = run(host)
+    assert result["request"]["ipv6"] == []
+    assert not any(call[0] == "fd00::2" for call in host.calls)
+    assert "egress.protocol_disabled" in ids(result["checks"], "skip")
+
+
+def test_bind_address_the_host_does_not_have_fails():
+    host = FakeHost(postfix={"smtp_bind_address6": "fd00::99"}, routes=ROUTES)
+    with pytest.raises(SmtpRelayError) as e:
+        run(host)
+    assert "egress.bind_unavailable" in ids(e.value.details["checks"], "fail")
+    assert "smtp_bind_address6" in e.value.msg
+
+
+def test_relay_without_ipv6_gives_no_ipv6_egress_and_a_skip():
+    resolver = dns_ok(forward={"relay.example.test": ["10.89.100.2"]})
+    result = run(resolver=resolver)
+    assert result["request"]["ipv6"] == []
+    assert "egress.no_relay_address" in ids(result["checks"], "skip")
+
+
+def test_no_route_is_a_skip_not_an_address():
+    host = FakeHost(routes={"10.89.100.2": "10.89.0.11"})
+    result = run(host, dns_ok(forward={"h1.example.test": ["10.89.0.11"]}))
+    assert result["request"]["ipv6"] == []
+    assert "egress.no_route" in ids(result["checks"], "skip")
+
+
+def test_unknown_relay_uses_default_route_and_warns():
+    host = FakeHost(routes={"192.0.2.1": "10.89.0.11", "2001:db8::1": "fd00::11"})
+    result = run(host, relay_host=None)
+    assert result["request"]["ipv4"] == ["10.89.0.11"]
+    assert result["request"]["relay"] is None
+    assert "relay.unknown" in ids(result["checks"], "warn")
+    # Not known to be private: non-public addresses are warned about, not failed.
+    assert "address.not_global" in ids(result["checks"], "warn")
+
+
+def test_mx_lookup_for_unbracketed_relayhost_with_port():
+    host = FakeHost(routes=ROUTES)
+    resolver = dns_ok(mx={"example.test": ["relay.example.test"]})
+    result = run(host, resolver, relay_host="example.test:587")
+    assert ("10.89.100.2", 587, None) in host.calls
+    assert result["valid"]
+
+
+def test_bare_relay_ip_is_accepted():
+    host = FakeHost(routes=ROUTES)
+    run(host, relay_host="fd00::2")
+    assert host.calls == [("fd00::2", 25, None)]
+
+
+def test_explicit_addresses_override_detection():
+    host = FakeHost(routes=ROUTES)
+    resolver = dns_ok(
+        forward={"h1.example.test": ["10.89.0.50", "fd00::11"]}, reverse={"10.89.0.50": ["h1.example.test"]}
+    )
+    result = run(host, resolver, ipv4=["10.89.0.50"])
+    assert result["request"]["ipv4"] == ["10.89.0.50"]
+    assert not any(call[0] == "10.89.100.2" for call in host.calls)
+    assert result["request"]["ipv6"] == ["fd00::11"]
+
+
+def test_nat_egress_list_split_by_family_with_ranges():
+    relay = {"relay.example.test": ["198.51.100.25"]}
+    forward = {**relay, "h1.example.test": ["93.184.215.14", "2a00:1450:4001::25"]}
+    resolver = FakeResolver(forward, {"93.184.215.14": ["h1.example.test"]})
+    host = FakeHost()
+    result = run(host, resolver, egress=["93.184.215.14", "2a00:1450:4001::/48"])
+    assert result["request"]["ipv4"] == ["93.184.215.14"]
+    assert result["request"]["ipv6"] == ["2a00:1450:4001::/48"]
+    assert host.calls == []  # both families given: nothing detected
+    assert ids(result["checks"]).count("fqdn.forward_confirmed") == 2  # the range holds h1's IPv6 address
+    assert "rdns.missing" not in ids(result["checks"])  # no PTR check for a range
+    outside = run(host, resolver, egress=["93.184.216.0/24"], report_only=True)
+    assert "fqdn.forward_mismatch" in ids(outside["checks"], "fail")
+
+
+def test_egress_alone_replaces_detection_of_both_families():
+    resolver = FakeResolver({**RELAY, "h1.example.test": ["93.184.215.14"]}, {"93.184.215.14": ["h1.example.test"]})
+    host = FakeHost(routes=ROUTES)
+    result = run(host, resolver, egress=["93.184.215.14"])
+    assert (result["request"]["ipv4"], result["request"]["ipv6"]) == (["93.184.215.14"], [])
+    assert host.calls == []
+    assert result["valid"]
+
+
+def test_detected_private_address_towards_public_relay_fails_as_nat():
+    resolver = dns_ok(forward={"relay.example.test": ["93.184.215.25"]})
+    host = FakeHost(routes={"93.184.215.25": "10.89.0.11"})
+    with pytest.raises(SmtpRelayError) as e:
+        run(host, resolver)
+    failed = [c for c in e.value.details["checks"] if c["status"] == "fail"]
+    assert [c["id"] for c in failed] == ["address.not_global"]
+    assert "egress" in failed[0]["hint"]
+    assert e.value.details["request"]["ipv4"] == ["10.89.0.11"]
+
+
+def test_relay_public_can_be_forced():
+    result = run(relay_public=True, report_only=True)
+    assert ids(result["checks"], "fail").count("address.not_global") == 2
+    assert not result["valid"]
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "169.254.1.1", "0.0.0.0", "::1", "fe80::1", "224.0.0.1"])
+def test_unusable_addresses_fail(address):
+    field = "ipv6" if ":" in address else "ipv4"
+    result = run(report_only=True, **{field: [address]})
+    bad = [c for c in result["checks"] if c["id"] == "address.unusable"]
+    assert len(bad) == 1 and bad[0]["status"] == "fail" and bad[0]["field"] == field
+
+
+def test_forward_mismatch_fails_and_refuses_unless_report_only():
+    resolver = dns_ok(forward={"h1.example.test": ["10.89.0.99", "fd00::11"]})
+    with pytest.raises(SmtpRelayError) as e:
+        run(resolver=resolver)
+    assert "fqdn.forward_mismatch" in e.value.msg
+    assert "report_only" in e.value.msg
+    result = run(resolver=resolver, report_only=True)
+    assert result["valid"] is False
+    mismatch = next(c for c in result["checks"] if c["id"] == "fqdn.forward_mismatch")
+    assert mismatch["field"] == "ipv4" and "10.89.0.99" in mismatch["message"]
+
+
+def test_unresolved_fqdn_fails():
+    resolver = dns_ok()
+    del resolver.f["h1.example.test"]
+    result = run(resolver=resolver, report_only=True)
+    assert "fqdn.unresolved" in ids(result["checks"], "fail")
+
+
+def test_reverse_mismatch_and_missing_are_warnings():
+    resolver = dns_ok(reverse={"10.89.0.11": ["other.example.test"], "fd00::11": []})
+    result = run(resolver=resolver)
+    assert result["valid"] is True
+    assert set(ids(result["checks"], "warn")) == {"rdns.mismatch", "rdns.missing"}
+
+
+def test_dns_timeouts_are_unknown_not_failures():
+    resolver = dns_ok(broken={"h1.example.test", "10.89.0.11"})
+    result = run(resolver=resolver)
+    assert result["valid"] is True
+    assert set(ids(result["checks"], "unknown")) == {"fqdn.lookup_failed", "rdns.lookup_failed"}
+
+
+def test_unqualified_host_name_is_a_failed_check():
+    result = run(FakeHost(fqdn="vm", routes=ROUTES), report_only=True)
+    assert result["request"]["fqdn"] == "vm"
+    assert "fqdn.not_qualified" in ids(result["checks"], "fail")
+    assert not any(i.startswith("fqdn.forward") for i in ids(result["checks"]))
+
+
+def test_prefer_ipv6_warns_without_ipv6():
+    result = run(FakeHost(routes={"10.89.100.2": "10.89.0.11"}), prefer_ipv6=True)
+    assert "ipv6.missing" in ids(result["checks"], "warn")
+    assert "ipv6.missing" not in ids(run(prefer_ipv6=True)["checks"])
+
+
+def test_no_address_at_all_fails():
+    result = run(FakeHost(routes={}), report_only=True)
+    assert "address.none" in ids(result["checks"], "fail")
+
+
+def test_evidence_is_read_and_checked():
+    host = FakeHost(routes=ROUTES)
+    result = run(host, evidence=True)
+    assert result["request"]["automatic_updates"] == "enabled"
+    assert result["request"]["package_lists_updated"] == "2025-03-08"
+    host.updates, host.lists = "disabled", NOW - datetime.timedelta(days=30)
+    result = run(host, evidence=True, max_package_list_age=7)
+    assert set(ids(result["checks"], "warn")) == {"updates.automatic", "updates.package_lists_age"}
+    host.updates, host.lists = "unknown", None
+    result = run(host, evidence=True)
+    assert set(ids(result["checks"], "unknown")) == {"updates.automatic", "updates.package_lists_age"}
+    assert result["request"]["package_lists_updated"] is None
+
+
+def test_without_evidence_nothing_is_read():
+    host = FakeHost(routes=ROUTES)
+    host.automatic_updates = None  # would raise if called
+    result = run(host)
+    assert result["request"]["automatic_updates"] is None
+    assert not any(i.startswith("updates.") for i in ids(result["checks"]))
+
+
+# --- input rules --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"fqdn": "host_1.example.org"}, "fqdn"),
+        ({"fqdn": "localhost"}, "fqdn"),
+        ({"fqdn": "192.0.2.1"}, "fqdn"),
+        ({"fqdn": "-bad.example.org"}, "fqdn"),
+        ({"ipv4": ["10.0.0.256"]}, "ipv4"),
+        ({"ipv4": ["fd00::1"]}, "ipv4"),
+        ({"ipv4": ["10.0.0.1/8"]}, "ipv4"),
+        ({"ipv6": ["10.0.0.1"]}, "ipv6"),
+        ({"egress": ["nat.example.org"]}, "egress"),
+        ({"team": None}, "team"),
+        ({"team": "   "}, "team"),
+        ({"contact": None}, "contact"),
+        ({"purpose": ""}, "purpose"),
+        ({"purpose": "two\nlines"}, "purpose"),
+        ({"contact": "ops"}, "contact"),
+        ({"contact": "ops@localhost"}, "contact"),
+        ({"contact": "#"}, "contact"),
+        ({"contact": "ops team@example.org"}, "contact"),
+        ({"format": "html"}, "format"),
+        ({"relay_host": "[relay.example.org:587]"}, "relay_host"),
+        ({"nameservers": ["ns.example.org"]}, "nameservers"),
+        ({"subject": "a\r\nBcc: x@example.org"}, "subject"),
+        ({"team": "x" * 201}, "team"),
+    ],
+)
+def test_bad_input_is_refused_naming_the_field(overrides, field):
+    host = FakeHost(routes=ROUTES)
+    with pytest.raises(SmtpRelayError) as e:
+        run(host, **overrides)
+    assert e.value.details["field"] == field
+    assert e.value.msg.startswith(f"{field} ") or e.value.msg.startswith(f"{field}:")
+    assert host.calls == []  # refused before anything was looked up
+
+
+@pytest.mark.parametrize(
+    "contact",
+    ["ops@example.org", "first.last+relay@mail.example.org", "#mail-ops", "slack:#mail-ops", "matrix:#ops:example.org"],
+)
+def test_contacts_accepted(contact):
+    assert run(contact=contact)["request"]["contact"] == contact
+
+
+def test_fqdn_is_normalised():
+    resolver = dns_ok()
+    assert run(resolver=resolver, fqdn="H1.Example.TEST.")["request"]["fqdn"] == "h1.example.test"
+
+
+def test_address_forms_are_normalised():
+    addresses = al.validate_addresses({"ipv4": ["10.1.2.3/32"], "ipv6": ["FD00:0:0::11"], "egress": ["10.1.2.3"]})
+    assert [str(a) for a in addresses[4]] == ["10.1.2.3"]
+    assert [str(a) for a in addresses[6]] == ["fd00::11"]
+
+
+# --- renderers ----------------------------------------------------------------------------------
+
+REQUEST = {
+    "fqdn": "h1.example.test",
+    "purpose": "Order mails | invoices",
+    "ipv4": ["10.89.0.11"],
+    "ipv6": ["fd00::11"],
+    "team": "Shop",
+    "contact": "shop_ops@example.org",
+    "relay": "[relay.example.test]:587",
+    "monitoring": None,
+    "automatic_updates": None,
+    "package_lists_updated": None,
+}
+
+
+def test_mail_rendering():
+    assert al.render(REQUEST, "mail") == (
+        "Subject: Email sending: allowlist server\n"
+        "\n"
+        "Hello,\n"
+        "\n"
+        "please allow the following server to send mail through the relay [relay.example.test]:587.\n"
+        "\n"
+        "FQDN:         h1.example.test\n"
+        "Purpose:      Order mails | invoices\n"
+        "IPv4 address: 10.89.0.11\n"
+        "IPv6 address: fd00::11\n"
+        "Owning team:  Shop\n"
+        "Contact:      shop_ops@example.org\n"
+        "Relay:        [relay.example.test]:587\n"
+        "\n"
+        "Questions about this server go to shop_ops@example.org.\n"
+        "\n"
+        "Thank you,\n"
+        "Shop\n"
+    )
+    assert al.render({**REQUEST, "ipv6": []}, "mail", "Allowlist h1").startswith("Subject: Allowlist h1\n\n")
+    assert "IPv6 address: none\n" in al.render({**REQUEST, "ipv6": []}, "mail")
+
+
+def test_markdown_rendering_escapes_table_characters():
+    text = al.render(REQUEST, "markdown")
+    assert text.startswith("# Allowlist request: h1.example.test\n\n| Field | Value |\n|---|---|\n")
+    assert "| Purpose | Order mails \\| invoices |\n" in text
+    assert "| Contact | shop\\_ops@example.org |\n" in text
+    assert "Monitoring" not in text
+
+
+def test_json_and_yaml_round_trip_in_field_order():
+    for fmt, load in (("json", json.loads), ("yaml", yaml.safe_load)):
+        text = al.render(REQUEST, fmt)
+        assert load(text) == REQUEST
+        assert text.endswith("\n")
+    yaml_text = al.render({**REQUEST, "ipv6": [], "team": 'Shop "EU": #1 ünd'}, "yaml")
+    assert yaml_text.splitlines()[:2] == ["---", 'fqdn: "h1.example.test"']
+    assert "ipv6: []\n" in yaml_text
+    assert yaml.safe_load(yaml_text)["team"] == 'Shop "EU": #1 ünd'
+    assert list(json.loads(al.render(REQUEST, "json"))) == list(al.FIELD_NAMES)
+
+
+def test_csv_row_with_header():
+    text = al.render({**REQUEST, "ipv4": ["10.89.0.11", "10.89.0.12"]}, "csv")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == list(al.FIELD_NAMES)
+    assert rows[1][:4] == ["h1.example.test", "Order mails | invoices", "10.89.0.11 10.89.0.12", "fd00::11"]
+    assert "\r" not in text
+
+
+def test_renderings_are_byte_stable():
+    for fmt in al.FORMATS:
+        assert al.render(dict(reversed(REQUEST.items())), fmt) == al.render(REQUEST, fmt)
+
+
+def test_fleet_renderings_sorted_by_fqdn_one_row_per_host():
+    other = {**REQUEST, "fqdn": "a.example.test", "monitoring": "Zabbix"}
+    text = al.render_csv([REQUEST, other])
+    assert [r[0] for r in csv.reader(io.StringIO(text))] == ["fqdn", "a.example.test", "h1.example.test"]
+    md = al.render_fleet_markdown([REQUEST, other], "Fleet")
+    lines = md.splitlines()
+    assert lines[0] == "# Fleet"
+    assert lines[2] == "| FQDN | Purpose | IPv4 address | IPv6 address | Owning team | Contact | Relay | Monitoring |"
+    assert lines[4].startswith("| a.example.test |") and lines[5].startswith("| h1.example.test |")
+    assert lines[5].endswith("|  |")  # h1 has no monitoring value
+    with pytest.raises(SmtpRelayError, match=r"same FQDN h1\.example\.test"):
+        al.render_csv([REQUEST, dict(REQUEST)])
+    with pytest.raises(SmtpRelayError, match="at least fqdn"):
+        al.render_csv([{"team": "x"}])
+
+
+# --- output file --------------------------------------------------------------------------------
+
+
+def test_write_only_when_changed_with_check_mode_and_diff(tmp_path):
+    dest = str(tmp_path / "request.txt")
+    changed, diff = al.write_if_changed(dest, "one\n", check_mode=True)
+    assert changed and diff["before"] == "" and diff["after"] == "one\n"
+    assert not os.path.exists(dest)
+    assert al.write_if_changed(dest, "one\n")[0] is True
+    assert oct(os.stat(dest).st_mode & 0o777) == "0o644"
+    os.chmod(dest, 0o600)
+    assert al.write_if_changed(dest, "one\n") == (False, {})
+    changed, diff = al.write_if_changed(dest, "two\n")
+    assert changed and diff["before"] == "one\n" and diff["before_header"] == dest
+    assert pathlib.Path(dest).read_text() == "two\n"
+    assert oct(os.stat(dest).st_mode & 0o777) == "0o600"
+    assert sorted(os.listdir(tmp_path)) == ["request.txt"]
+
+
+def test_write_refuses_missing_directory_and_directories(tmp_path):
+    with pytest.raises(SmtpRelayError, match="does not exist") as e:
+        al.write_if_changed(str(tmp_path / "nope" / "x.txt"), "x")
+    assert e.value.details["field"] == "dest"
+    with pytest.raises(SmtpRelayError, match="directory"):
+        al.write_if_changed(str(tmp_path), "x")
+
+
+def test_module_function_writes_dest_and_second_run_is_unchanged(tmp_path):
+    dest = str(tmp_path / "h1.md")
+    first = run(format="markdown", dest=dest)
+    assert first["changed"] and first["dest"] == dest
+    assert pathlib.Path(dest).read_text() == first["rendered"]
+    assert run(format="markdown", dest=dest)["changed"] is False
+    check = al.allowlist_request(params(format="json", dest=dest), FakeHost(routes=ROUTES), dns_ok(), True, True)
+    assert check["changed"] and check["diff"]["after"].startswith("{")
+    assert pathlib.Path(dest).read_text() == first["rendered"]

@@ -1,0 +1,378 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+from ansible_collections.smtp.relay.plugins.module_utils._postconf import (
+    MASK,
+    PostconfRunner,
+    apply,
+    check_booleans,
+    normalize_settings,
+    parameters,
+    parse_postconf_output,
+    plan_changes,
+    postfix_version,
+    read_effective,
+    read_nondefault,
+)
+from tests.unit.plugins.module_utils.postfix_fake import DEFAULTS, FakePostfix
+
+DEBIAN_MAIN_CF = """\
+# See /usr/share/postfix/main.cf.dist for a commented, more complete version
+
+smtpd_banner = $myhostname ESMTP $mail_name (Debian/GNU)
+biff = no
+
+# TLS parameters
+smtpd_tls_cert_file=/etc/ssl/certs/ssl-cert-snakeoil.pem
+smtpd_relay_restrictions = permit_mynetworks
+    permit_sasl_authenticated
+    defer_unauth_destination
+myhostname = host.example.test
+mydestination = $myhostname, localhost
+relayhost =
+inet_interfaces = all
+"""
+
+
+@pytest.fixture
+def fake():
+    return FakePostfix()
+
+
+@pytest.fixture
+def runner(fake):
+    return PostconfRunner(fake)
+
+
+@pytest.fixture
+def config_dir(tmp_path):
+    (tmp_path / "main.cf").write_text(DEBIAN_MAIN_CF)
+    (tmp_path / "master.cf").write_text("smtp inet n - y - - smtpd\n")
+    return tmp_path
+
+
+def digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# -- reading -------------------------------------------------------------------------------------------
+
+
+def test_parse_postconf_output_keeps_empty_values_and_spaces():
+    text = "relayhost =\nmydestination = $myhostname, localhost\nsmtpd_banner = a = b\n"
+    assert parse_postconf_output(text) == {
+        "relayhost": "",
+        "mydestination": "$myhostname, localhost",
+        "smtpd_banner": "a = b",
+    }
+
+
+def test_read_nondefault_drops_config_directory_added_by_dash_c(runner, config_dir):
+    values = read_nondefault(runner, str(config_dir))
+    assert "config_directory" not in values
+    assert values["smtpd_relay_restrictions"] == "permit_mynetworks permit_sasl_authenticated defer_unauth_destination"
+
+
+def test_read_nondefault_without_main_cf_is_empty_and_runs_nothing(runner, fake, tmp_path):
+    assert read_nondefault(runner, str(tmp_path)) == {}
+    assert fake.calls == []
+
+
+def test_read_effective_selected_names(runner, config_dir, fake):
+    values = read_effective(runner, str(config_dir), ["inet_interfaces", "relayhost", "default_database_type"])
+    assert values == {"inet_interfaces": "all", "relayhost": "", "default_database_type": "hash"}
+    assert fake.calls[-1][1:] == ["-c", str(config_dir), "inet_interfaces", "relayhost", "default_database_type"]
+
+
+def test_read_effective_without_main_cf_gives_the_defaults(runner, tmp_path):
+    assert read_effective(runner, str(tmp_path), ["default_database_type", "nosuch"]) == {
+        "default_database_type": "hash"
+    }
+    assert read_effective(runner, str(tmp_path))["mail_version"] == "3.7.11"
+
+
+def test_postfix_version(runner):
+    assert postfix_version(runner) == "3.7.11"
+
+
+def test_failed_postconf_raises_with_its_message(runner, tmp_path):
+    (tmp_path / "main.cf").write_text("this is not a parameter\n")
+    with pytest.raises(SmtpRelayError, match="missing '=' after attribute name"):
+        read_nondefault(runner, str(tmp_path))
+
+
+def test_missing_binary_is_reported_by_name(tmp_path):
+    runner = PostconfRunner(FakePostfix(), which=lambda name: None)
+    with pytest.raises(SmtpRelayError, match="postconf not found on the host: install Postfix first"):
+        postfix_version(runner)
+
+
+# -- normalization and validation ---------------------------------------------------------------------
+
+
+def test_values_are_normalized():
+    assert normalize_settings(
+        {"a": True, "b": False, "c": 10, "d": ["x", "y", 3], "e": None, "f": "  spaced  ", "g": []}
+    ) == {"a": "yes", "b": "no", "c": "10", "d": "x, y, 3", "e": None, "f": "spaced", "g": ""}
+
+
+@pytest.mark.parametrize("value", ["a\nb", "a\rb", "a\x00b", "tab\there", ["ok", "bad\n"]])
+def test_control_characters_are_refused(value):
+    with pytest.raises(SmtpRelayError, match=r"settings\.relayhost: .*newline or control character"):
+        normalize_settings({"relayhost": value})
+
+
+def test_refused_secret_value_is_masked():
+    with pytest.raises(SmtpRelayError) as info:
+        normalize_settings({"smtp_api_password": "hunter2\n"})
+    assert "hunter2" not in info.value.msg
+    assert MASK in info.value.msg
+
+
+@pytest.mark.parametrize("name", ["bad name", "a=b", "", "#x", "x$y"])
+def test_bad_names_are_refused(name):
+    with pytest.raises(SmtpRelayError, match="is not a Postfix parameter name"):
+        normalize_settings({name: "x"})
+
+
+@pytest.mark.parametrize("value", [{"a": 1}, 1.5, [["nested"]]])
+def test_unsupported_value_types_are_refused(value):
+    with pytest.raises(SmtpRelayError, match=r"settings\.relayhost"):
+        normalize_settings({"relayhost": value})
+
+
+@pytest.mark.parametrize("value", ["true", "1", "on", "False"])
+def test_booleans_other_than_yes_no_are_refused(value):
+    with pytest.raises(SmtpRelayError, match=r"smtp_tls_wrappermode: .* is not a Postfix boolean; use yes or no"):
+        check_booleans({"smtp_tls_wrappermode": value}, DEFAULTS)
+
+
+def test_booleans_accept_yes_no_references_and_leave_other_parameters_alone():
+    check_booleans(
+        {"smtp_tls_wrappermode": "yes", "smtputf8_enable": "No", "smtp_sasl_auth_enable": "$x", "relayhost": "true"},
+        DEFAULTS,
+    )
+    assert True  # reaching here is the assertion: nothing was refused
+
+
+# -- planning ------------------------------------------------------------------------------------------
+
+
+def test_plan_edits_in_place_appends_and_removes():
+    text, changed, restart = plan_changes(
+        DEBIAN_MAIN_CF,
+        {
+            "relayhost": "[relay.example.org]:587",
+            "smtpd_relay_restrictions": None,
+            "smtp_tls_security_level": "encrypt",
+        },
+    )
+    lines = text.splitlines()
+    assert lines[0].startswith("# See /usr/share")
+    assert "relayhost = [relay.example.org]:587" in lines
+    assert lines.index("relayhost = [relay.example.org]:587") < lines.index("inet_interfaces = all")
+    assert lines[-1] == "smtp_tls_security_level = encrypt"
+    assert "permit_sasl_authenticated" not in text
+    assert "# TLS parameters" in text
+    assert sorted(changed) == ["relayhost", "smtp_tls_security_level", "smtpd_relay_restrictions"]
+    assert restart is False
+
+
+def test_plan_without_change_returns_the_same_bytes():
+    text, changed, restart = plan_changes(
+        DEBIAN_MAIN_CF,
+        {
+            "biff": False,
+            "smtpd_tls_cert_file": "/etc/ssl/certs/ssl-cert-snakeoil.pem",
+            "smtpd_relay_restrictions": ["permit_mynetworks permit_sasl_authenticated defer_unauth_destination"],
+            "nosuch": None,
+        },
+    )
+    assert (text, changed, restart) == (DEBIAN_MAIN_CF, [], False)
+
+
+def test_restart_needed_for_inet_interfaces():
+    _text, changed, restart = plan_changes(DEBIAN_MAIN_CF, {"inet_interfaces": "loopback-only"})
+    assert changed == ["inet_interfaces"]
+    assert restart is True
+
+
+def test_continuation_lines_across_comments_belong_to_the_parameter():
+    current = "relayhost = a\n# note\n\n  b\nmyorigin = x\n"
+    assert parameters(current) == {"relayhost": "a b", "myorigin": "x"}
+    text, changed, _ = plan_changes(current, {"relayhost": None})
+    assert text == "myorigin = x\n"
+    assert changed == ["relayhost"]
+
+
+def test_duplicates_collapse_into_the_first_place():
+    current = "relayhost = a\nmyorigin = x\nrelayhost = b\n"
+    text, changed, _ = plan_changes(current, {"relayhost": "b"})
+    assert text == "relayhost = b\nmyorigin = x\n"
+    assert changed == ["relayhost"]
+
+
+def test_append_to_a_file_without_final_newline_and_to_an_empty_file():
+    assert plan_changes("myorigin = x", {"relayhost": "r"})[0] == "myorigin = x\nrelayhost = r\n"
+    assert plan_changes("", {"relayhost": "", "mydestination": None})[0] == "relayhost =\n"
+
+
+def test_unparseable_lines_are_kept():
+    text, _, _ = plan_changes("garbage line\n  indented\nrelayhost = a\n", {"relayhost": "b"})
+    assert text == "garbage line\n  indented\nrelayhost = b\n"
+
+
+_names = st.sampled_from(["relayhost", "myorigin", "mydestination", "inet_interfaces", "smtp_tls_security_level"])
+_values = st.one_of(st.none(), st.booleans(), st.integers(0, 99), st.text("abc[]:. $,", max_size=12))
+_lines = st.lists(
+    st.one_of(
+        st.builds(lambda n, v: f"{n} = {v}\n", _names, st.text("abcd ", max_size=6)),
+        st.sampled_from(["# comment\n", "\n", "  continued\n"]),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=_lines, wanted=st.dictionaries(_names, _values, max_size=5))
+def test_plan_reaches_the_wanted_values_and_is_idempotent(lines, wanted):
+    current = "".join(lines)
+    text, changed, _ = plan_changes(current, wanted)
+    result = parameters(text)
+    for name, value in normalize_settings(wanted).items():
+        if value is None:
+            assert name not in result
+        else:
+            assert result[name] == value
+    assert plan_changes(text, wanted) == (text, [], False)
+    if not changed:
+        assert text == current
+
+
+# -- apply ---------------------------------------------------------------------------------------------
+
+MANY = {
+    "relayhost": "[relay.example.org]:587",
+    "inet_interfaces": "loopback-only",
+    "mydestination": "",
+    "smtp_sasl_auth_enable": True,
+    "smtp_sasl_security_options": ["noanonymous"],
+    "smtpd_relay_restrictions": None,
+}
+
+
+def test_apply_sets_many_then_is_idempotent(runner, config_dir):
+    main_cf = config_dir / "main.cf"
+    os.chmod(main_cf, 0o640)
+    result = apply(runner, MANY, config_dir=str(config_dir))
+    assert result["changed"] is True
+    assert result["restart_required"] is True
+    assert result["changed_parameters"] == [
+        "inet_interfaces",
+        "mydestination",
+        "relayhost",
+        "smtp_sasl_auth_enable",
+        "smtp_sasl_security_options",
+        "smtpd_relay_restrictions",
+    ]
+    assert result["diff"]["before"] == DEBIAN_MAIN_CF
+    assert result["diff"]["after"] == main_cf.read_text()
+    assert "smtp_sasl_auth_enable = yes\n" in main_cf.read_text()
+    assert stat.S_IMODE(main_cf.stat().st_mode) == 0o640
+    assert sorted(p.name for p in config_dir.iterdir()) == ["main.cf", "master.cf"]
+
+    again = apply(runner, MANY, config_dir=str(config_dir))
+    assert again["changed"] is False
+    assert again["restart_required"] is False
+    assert again["diff"]["before"] == again["diff"]["after"]
+
+
+def test_check_mode_predicts_without_writing(runner, config_dir):
+    before = digest(config_dir / "main.cf")
+    result = apply(runner, MANY, config_dir=str(config_dir), check_mode=True)
+    assert result["changed"] is True
+    assert result["restart_required"] is True
+    assert "relayhost = [relay.example.org]:587" in result["diff"]["after"]
+    assert digest(config_dir / "main.cf") == before
+
+
+def test_misspelt_name_is_refused_and_main_cf_untouched(runner, config_dir, fake):
+    before = digest(config_dir / "main.cf")
+    with pytest.raises(SmtpRelayError) as info:
+        apply(runner, {"relayhst": "[relay.example.org]:587", "myorigin": "example.org"}, config_dir=str(config_dir))
+    assert "relayhst (did you mean relayhost?)" in info.value.msg
+    assert info.value.details == {"unknown_parameters": ["relayhst"]}
+    assert digest(config_dir / "main.cf") == before
+    staged = [c for c in fake.called("postconf") if "-n" in c]
+    assert staged and all(str(config_dir) not in c for c in staged)
+
+
+def test_allow_unknown_accepts_user_defined_names(runner, config_dir):
+    result = apply(runner, {"my_rate": "5s"}, config_dir=str(config_dir), allow_unknown=True)
+    assert result["changed"] is True
+    assert "my_rate = 5s\n" in (config_dir / "main.cf").read_text()
+
+
+def test_referenced_user_parameter_is_not_unknown(runner, config_dir):
+    result = apply(runner, {"relay_target": "[r]:587", "relayhost": "$relay_target"}, config_dir=str(config_dir))
+    assert result["changed"] is True
+
+
+def test_preexisting_unused_parameter_is_only_a_warning(runner, config_dir):
+    with open(config_dir / "main.cf", "a") as handle:
+        handle.write("old_typo = 1\n")
+    result = apply(runner, {"relayhost": "[r]:587"}, config_dir=str(config_dir))
+    assert result["changed"] is True
+    assert result["warnings"] == [f"{config_dir}/main.cf sets old_typo, which Postfix does not use"]
+
+
+def test_syntax_error_fails_and_leaves_file(runner, config_dir):
+    (config_dir / "main.cf").write_text("broken line\n")
+    before = digest(config_dir / "main.cf")
+    with pytest.raises(
+        SmtpRelayError, match=r"postconf refused the new main.cf, .* left unchanged: .*missing '='"
+    ) as info:
+        apply(runner, {"relayhost": "[r]:587"}, config_dir=str(config_dir))
+    assert "smtp-relay-postconf-" not in info.value.msg
+    assert digest(config_dir / "main.cf") == before
+
+
+def test_boolean_string_refused_before_staging(runner, config_dir, fake):
+    with pytest.raises(SmtpRelayError, match="not a Postfix boolean"):
+        apply(runner, {"smtp_tls_wrappermode": "true"}, config_dir=str(config_dir))
+    assert not [c for c in fake.called("postconf") if "-n" in c]
+
+
+def test_missing_main_cf_is_created_and_said_so(runner, tmp_path):
+    result = apply(runner, {"relayhost": "[r]:587"}, config_dir=str(tmp_path))
+    assert result["changed"] is True
+    assert result["diff"]["before_header"].endswith("main.cf (absent: Postfix not configured yet)")
+    assert (tmp_path / "main.cf").read_text() == "relayhost = [r]:587\n"
+    assert stat.S_IMODE((tmp_path / "main.cf").stat().st_mode) == 0o644
+
+
+def test_missing_config_dir_is_refused(runner, tmp_path):
+    with pytest.raises(SmtpRelayError, match="is not a directory"):
+        apply(runner, {"relayhost": "x"}, config_dir=str(tmp_path / "nope"))
+
+
+def test_secret_named_values_never_appear(runner, config_dir):
+    result = apply(runner, {"my_smtp_password": "s3cr3t-value"}, config_dir=str(config_dir), allow_unknown=True)
+    assert "s3cr3t-value" not in json.dumps(result)
+    assert f"my_smtp_password = {MASK}" in result["diff"]["after"]
+    assert "s3cr3t-value" in (config_dir / "main.cf").read_text()
+
+
+def test_password_map_references_stay_visible(runner, config_dir):
+    result = apply(runner, {"smtp_sasl_password_maps": "hash:/etc/postfix/sasl_passwd"}, config_dir=str(config_dir))
+    assert "smtp_sasl_password_maps = hash:/etc/postfix/sasl_passwd" in result["diff"]["after"]

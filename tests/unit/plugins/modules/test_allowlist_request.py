@@ -1,0 +1,87 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""smtp.relay.allowlist_request through AnsibleModule, with the host and DNS seams faked."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.smtp.relay.plugins.module_utils import _allowlist
+from ansible_collections.smtp.relay.plugins.modules import allowlist_request as module
+
+from tests.unit.plugins.module_utils.allowlist_fakes import ROUTES, FakeHost, dns_ok
+
+ARGS = {
+    "purpose": "Order mails",
+    "team": "Shop",
+    "contact": "shop-ops@example.org",
+    "relay_host": "[relay.example.test]:587",
+}
+
+
+@pytest.fixture(autouse=True)
+def fakes(monkeypatch):
+    host = FakeHost(routes=ROUTES)
+    resolver = dns_ok()
+    monkeypatch.setattr(module, "HostInfo", lambda **_kw: host)
+    monkeypatch.setattr(_allowlist, "make_resolver", lambda *_a: resolver)
+    return host, resolver
+
+
+def test_returns_request_rendering_and_checks(run_module):
+    result = run_module(module.main, {**ARGS, "format": "csv"})
+    assert not result.get("failed")
+    assert result["changed"] is False
+    assert result["request"]["ipv4"] == ["10.89.0.11"]
+    assert result["rendered"].startswith("fqdn,purpose,ipv4,ipv6,")
+    assert result["mail"]["subject"] == "Email sending: allowlist server"
+    assert result["valid"] is True
+    assert all({"id", "status", "field", "message"} <= set(c) for c in result["checks"])
+
+
+def test_dest_written_once_then_unchanged_check_mode_writes_nothing(run_module, tmp_path):
+    dest = tmp_path / "request.txt"
+    args = {**ARGS, "dest": str(dest), "subject": "Allowlist h1"}
+    result = run_module(module.main, args, check_mode=True, diff=True)
+    assert result["changed"] is True and not dest.exists()
+    assert result["diff"]["after"].startswith("Subject: Allowlist h1\n")
+    assert run_module(module.main, args)["changed"] is True
+    assert dest.read_text() == result["rendered"]
+    second = run_module(module.main, args, diff=True)
+    assert second["changed"] is False and "diff" not in second
+
+
+def test_failed_check_fails_with_checks_unless_report_only(run_module, fakes):
+    _host, resolver = fakes
+    resolver.f["h1.example.test"] = ["10.89.0.99", "fd00::11"]
+    result = run_module(module.main, ARGS)
+    assert result["failed"] is True
+    assert "fqdn.forward_mismatch" in result["msg"]
+    assert any(c["id"] == "fqdn.forward_mismatch" for c in result["checks"])
+    assert result["valid"] is False
+    reported = run_module(module.main, {**ARGS, "report_only": True})
+    assert not reported.get("failed") and reported["valid"] is False
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        ({"fqdn": "not a name"}, ["fqdn", "not a name"]),
+        ({"ipv4": ["10.0.0.300"]}, ["ipv4", "10.0.0.300"]),
+        ({"ipv6": ["fd00::zz"]}, ["ipv6", "fd00::zz"]),
+        ({"team": None}, ["team"]),
+        ({"contact": None}, ["contact"]),
+        ({"contact": "someone"}, ["contact", "mail address", "channel"]),
+        ({"format": "pdf"}, ["format", "pdf"]),
+    ],
+)
+def test_bad_input_refused_naming_the_field(run_module, fakes, args, words):
+    result = run_module(module.main, {**ARGS, **args})
+    assert result["failed"] is True
+    assert all(w in result["msg"] for w in words), result["msg"]
+    assert fakes[0].calls == []
+
+
+def test_nameservers_need_dnspython(run_module, monkeypatch):
+    monkeypatch.setattr(module, "HAS_DNSPYTHON", False)
+    result = run_module(module.main, {**ARGS, "nameservers": ["127.0.0.1"]})
+    assert result["failed"] is True and "dnspython" in result["msg"]
