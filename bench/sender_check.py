@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Benchmark sender_check: N sender domains (default 500), each in its own zone, against a local NSD.
 

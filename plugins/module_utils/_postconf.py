@@ -270,7 +270,7 @@ def check_booleans(settings: Mapping[str, str | None], defaults: Mapping[str, st
     for name, value in settings.items():
         if value is None or defaults.get(name) not in _BOOL_VALUES or value.startswith("$"):
             continue
-        if value.lower() not in _BOOL_VALUES:
+        if value not in _BOOL_VALUES:
             raise SmtpRelayError(
                 f"settings.{name}: {_shown(name, value)} is not a Postfix boolean; use yes or no "
                 "(or a YAML true/false)",
@@ -285,9 +285,6 @@ def plan_changes(current_text: str, settings: Mapping[str, object]) -> tuple[str
     appended; a removed one loses all its lines. Everything else is kept byte for byte.
     """
     wanted = normalize_settings(settings)
-    for name, value in wanted.items():
-        if value is not None and value.lower() in _BOOL_VALUES:
-            wanted[name] = value.lower()
     blocks = parse_main_cf(current_text)
     occurrences: dict[str, list[_Block]] = {}
     for block in blocks:

@@ -21,8 +21,7 @@ description:
   - The live file is replaced atomically, keeping its comments, order, mode and owner. Changed
     parameters are rewritten in place, new ones appended, removed ones deleted.
   - When C(main.cf) does not exist yet (Debian's C(No configuration) install), it is created.
-author:
-  - smtp.relay developers
+author: smtp.relay contributors (@smtp-relay)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:

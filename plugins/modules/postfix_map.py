@@ -20,8 +20,7 @@ description:
     the diff, and no backup copy is ever made.
   - Keys with whitespace or control characters, and values with a newline, a control character or
     leading/trailing whitespace are refused, naming the key.
-author:
-  - smtp.relay developers
+author: smtp.relay contributors (@smtp-relay)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:

@@ -8,7 +8,9 @@ export CONTAINERS_CONF="${CONTAINERS_CONF:-$here/../containers.conf}"
 
 suite=bookworm
 base_packages=python3,python3-apt,systemd,systemd-sysv,dbus,ca-certificates,iproute2,procps,sudo,apt-utils
-base_recipe="$(printf "%s\n" "$suite" "$base_packages" | sha256sum | cut -c1-12)"
+# Bump when the steps below change (the hash names the image).
+recipe_version=2
+base_recipe="$(printf "%s\n" "$recipe_version" "$suite" "$base_packages" | sha256sum | cut -c1-12)"
 base="localhost/smtprelay-debian:$base_recipe"
 
 if ! podman image exists "$base"; then
@@ -18,7 +20,8 @@ if ! podman image exists "$base"; then
     debootstrap --variant=minbase --include="$base_packages" "$suite" "$rootfs" >/dev/null
     # An empty machine-id lets systemd generate one per container.
     : > "$rootfs/etc/machine-id"
-    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+    # Package lists stay, as on a real server: the role refreshes them only when older than a day.
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb
     tar -C "$rootfs" -c . | podman import \
         --change 'CMD ["/sbin/init"]' --change 'STOPSIGNAL SIGRTMIN+3' - "$base" >/dev/null
 fi

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Test certificates for the relay peer: a CA, a good server cert, a wrong-name one and an expired one.
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 """SMTP relay test peer: real listeners (STARTTLS, implicit TLS, plain) that record every accepted message.
 

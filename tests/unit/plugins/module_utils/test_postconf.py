@@ -151,7 +151,7 @@ def test_unsupported_value_types_are_refused(value):
         normalize_settings({"relayhost": value})
 
 
-@pytest.mark.parametrize("value", ["true", "1", "on", "False"])
+@pytest.mark.parametrize("value", ["true", "1", "on", "False", "Yes"])
 def test_booleans_other_than_yes_no_are_refused(value):
     with pytest.raises(SmtpRelayError, match=r"smtp_tls_wrappermode: .* is not a Postfix boolean; use yes or no"):
         check_booleans({"smtp_tls_wrappermode": value}, DEFAULTS)
@@ -159,7 +159,7 @@ def test_booleans_other_than_yes_no_are_refused(value):
 
 def test_booleans_accept_yes_no_references_and_leave_other_parameters_alone():
     check_booleans(
-        {"smtp_tls_wrappermode": "yes", "smtputf8_enable": "No", "smtp_sasl_auth_enable": "$x", "relayhost": "true"},
+        {"smtp_tls_wrappermode": "yes", "smtputf8_enable": "no", "smtp_sasl_auth_enable": "$x", "relayhost": "true"},
         DEFAULTS,
     )
     assert True  # reaching here is the assertion: nothing was refused
