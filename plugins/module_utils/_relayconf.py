@@ -8,6 +8,7 @@ from __future__ import annotations
 from ._errors import SmtpRelayError
 from ._relayhost import format_relayhost, implied_tls, parse_port, reject_control_characters, ses_endpoint
 from ._relayhost import is_hostname
+from ._rules import static_checks
 
 # Provider presets: explicit role variables override every key.
 PROVIDERS = {
@@ -22,6 +23,16 @@ PROVIDERS = {
 MAILGUN_HOSTS = {"us": "smtp.mailgun.org", "eu": "smtp.eu.mailgun.org"}
 
 MODES = ("null_client", "satellite")
+
+# Which role variable to name when a main.cf parameter the role derived breaks a static rule.
+PARAMETER_VARIABLES = {
+    "relayhost": "postfix_relay_host/postfix_relay_port",
+    "smtp_tls_wrappermode": "postfix_relay_tls",
+    "smtp_tls_security_level": "postfix_relay_tls",
+    "smtp_tls_CAfile": "postfix_relay_ca_file",
+    "smtp_sasl_auth_enable": "postfix_relay_username",
+    "smtp_sasl_password_maps": "postfix_relay_username",
+}
 
 
 def _err(variable: str, problem: str, accepted: str = "") -> SmtpRelayError:
@@ -206,6 +217,7 @@ def build(spec: dict, local_names: list[str], ca_default: str) -> dict:
     concurrency = spec.get("postfix_relay_concurrency")
     if concurrency:
         main_cf["smtp_destination_concurrency_limit"] = str(concurrency)
+    _preflight(main_cf, relay["tls"], username)
     return {
         "mode": mode,
         "relayhost": relay["relayhost"],
@@ -217,6 +229,18 @@ def build(spec: dict, local_names: list[str], ca_default: str) -> dict:
         "sender_domains": rewritten,
         "main_cf": {k: v for k, v in main_cf.items() if v is not None},
     }
+
+
+def _preflight(main_cf: dict, tls: str, username: str) -> None:
+    """Run the same static rules as relay_check over the planned settings: one engine for both."""
+    settings = {k: v for k, v in main_cf.items() if v is not None}
+    if username:
+        settings["smtp_sasl_password_maps"] = "hash:/etc/postfix/sasl_passwd"
+    keys = [relayhost_key(settings["relayhost"])] if username else []
+    for entry in static_checks(settings, {"tls": tls, "sasl_keys": keys}):
+        if entry["status"] == "fail":
+            variable = PARAMETER_VARIABLES.get(entry.get("parameter"), "postfix_main_cf")
+            raise _err(variable, f"{entry['message']} ({entry['id']})", entry.get("hint") or "")
 
 
 def relayhost_key(relayhost: str) -> str:

@@ -1,7 +1,8 @@
 # Copyright: Contributors to the smtp.relay project
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The RFC 7208 test suite (tests/data/rfc7208-tests.yaml.txt: rfc7208-tests.yml from pyspf 2.0.14, renamed so that yamllint leaves it as published) against our SPF evaluation.
+"""The RFC 7208 test suite (tests/data/rfc7208-tests.yaml.txt:
+rfc7208-tests.yml from pyspf 2.0.14, renamed so that yamllint leaves it as published) against our SPF evaluation.
 
 Each scenario's zone data is loaded into a StaticBackend, so the whole path is exercised: our Resolver (cache,
 CNAME following, timeout statuses), the adapter that feeds pyspf, and pyspf's check_host().
