@@ -94,7 +94,7 @@ def stop(state: Path) -> None:
     pid = int(pid_file.read_text())
     try:
         os.kill(pid, signal.SIGTERM)  # the wrapper passes it on to nsd and exits with it
-        for _ in range(50):
+        for _unused in range(50):
             os.kill(pid, 0)
             time.sleep(0.1)
     except ProcessLookupError:

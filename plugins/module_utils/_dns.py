@@ -149,7 +149,7 @@ class StaticBackend:
 
     def __init__(self, records: dict, timeouts=()):
         self.records = {(normalize_name(n), t.upper()): list(v) for (n, t), v in records.items()}
-        self.names = {n for n, _ in self.records}
+        self.names = {n for n, _unused in self.records}
         self.timeouts = {t if isinstance(t, str) else (normalize_name(t[0]), t[1].upper()) for t in timeouts}
         self.asked: list[tuple[str, str]] = []
 

@@ -110,7 +110,7 @@ def _parse_bracketed(token: str, whole: str) -> dict:
     if ip_address(inner) is not None and ip_address(inner).version == 6:
         raise _fail(whole, f"IPv6 address {inner!r} without the ipv6: prefix", f"write [ipv6:{inner}]")
     if ":" in inner:
-        host, _, port_text = inner.rpartition(":")
+        host, _unused, port_text = inner.rpartition(":")
         raise _fail(whole, f"the port is inside the brackets in {token!r}", f"write [{host}]:{port_text}")
     if ip_address(inner) is not None:
         return {"host": inner, "port": port, "mx_lookup": False, "is_ip": True}
@@ -124,7 +124,7 @@ def _parse_bare(token: str, whole: str) -> dict:
         raise _fail(whole, f"unbalanced brackets in {token!r}", "write [host]:port")
     if token.count(":") > 1:
         raise _fail(whole, f"IPv6 address {token!r} without brackets", "write [ipv6:ADDRESS]:port")
-    host, _, port_text = token.partition(":")
+    host, _unused, port_text = token.partition(":")
     if ":" in token and not port_text:
         raise _fail(whole, f"missing port after {host!r}:")
     port = parse_port(port_text, whole) if port_text else 25

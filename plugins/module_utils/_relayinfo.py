@@ -74,7 +74,7 @@ def map_references(value: str) -> list[tuple[str, str]]:
     for token in _WORDS.split(value or ""):
         if not token or ":" not in token:
             continue
-        map_type, _, path = token.removeprefix("proxy:").partition(":")
+        map_type, _unused, path = token.removeprefix("proxy:").partition(":")
         result.append((map_type, path))
     return result
 
@@ -146,7 +146,7 @@ def configured_credentials(value: str, relayhost: str) -> tuple[str, str] | None
             continue
         for key, secret in entries.items():
             if key.lower() in tokens and ":" in secret:
-                user, _, password = secret.partition(":")
+                user, _unused, password = secret.partition(":")
                 return user, password
     return None
 

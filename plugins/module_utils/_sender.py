@@ -273,7 +273,7 @@ def existence_checks(resolver: Resolver, name: str) -> tuple[list[dict], bool]:
         return [check("domain.exists", UNKNOWN, f"no answer for {name} ({answer.status})", "dns")], True
     checks = [check("domain.exists", PASS, f"{name} exists", "dns")]
     exchanges = sorted(answer.records)
-    if any(exchange in ("", ".") for _, exchange in exchanges):
+    if any(exchange in ("", ".") for _unused, exchange in exchanges):
         checks.append(
             check(
                 "mx.null",
@@ -284,7 +284,7 @@ def existence_checks(resolver: Resolver, name: str) -> tuple[list[dict], bool]:
             )
         )
     elif exchanges:
-        hosts = ", ".join(exchange for _, exchange in exchanges)
+        hosts = ", ".join(exchange for _unused, exchange in exchanges)
         checks.append(check("mx.present", PASS, f"{name} receives mail at {hosts}", "dns"))
     else:
         checks.append(

@@ -53,7 +53,7 @@ def _der_read(data: bytes, pos: int) -> tuple[int, int, int]:
 
 def rsa_modulus_bits(der: bytes) -> int:
     """Bit length of the modulus of a SubjectPublicKeyInfo, or of a bare PKCS#1 RSAPublicKey (both are seen)."""
-    tag, start, _ = _der_read(der, 0)
+    tag, start, _unused = _der_read(der, 0)
     if tag != 0x30:
         raise ValueError("not a DER SEQUENCE")
     tag, inner, inner_end = _der_read(der, start)

@@ -77,7 +77,7 @@ def split_address(raw: str) -> tuple[str, str]:
     text = raw.strip()
     if text.startswith("<") and text.endswith(">"):
         text = text[1:-1]
-    local, _, domain = text.rpartition("@")
+    local, _unused, domain = text.rpartition("@")
     if not local:
         raise ValueError("has an empty local part")
     if len(local.encode()) > 64:

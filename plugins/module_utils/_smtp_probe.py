@@ -252,7 +252,7 @@ def _wildcard_match(cert_name: str, wanted: str) -> bool:
     if cert_name == wanted:
         return True
     if cert_name.startswith("*."):
-        head, _, rest = wanted.partition(".")
+        head, _unused, rest = wanted.partition(".")
         return bool(head) and rest == cert_name[2:]
     return False
 

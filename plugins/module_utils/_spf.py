@@ -269,7 +269,7 @@ def _mx_lookup(resolver: Resolver, name: str, result: SpfWalk) -> None:
         return
     if len(answer.records) > MAX_MX_NAMES:
         result.problems.append(f"mx:{name} has {len(answer.records)} MX names (limit {MAX_MX_NAMES}): permerror")
-    for _, exchange in sorted(answer.records)[:MAX_MX_NAMES]:
+    for _unused, exchange in sorted(answer.records)[:MAX_MX_NAMES]:
         if exchange and exchange != ".":
             _address_lookup(resolver, exchange, result)
 
@@ -322,5 +322,5 @@ def evaluate(resolver: Resolver, ip: str, sender: str, helo: str) -> tuple[str, 
         raise RuntimeError("pyspf is required to evaluate SPF")
     with using(resolver):
         query = _pyspf.query(i=ip, s=sender, h=helo, strict=True, timeout=resolver.timeout)
-        result, _, explanation = query.check()
+        result, _unused, explanation = query.check()
     return result, explanation

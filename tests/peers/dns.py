@@ -126,7 +126,7 @@ def answers(host: str, port: int, name: str, timeout: float = 0.5) -> bool:
         sock.settimeout(timeout)
         try:
             sock.sendto(packet, (host, port))
-            data, _ = sock.recvfrom(4096)
+            data, _unused = sock.recvfrom(4096)
         except OSError:
             return False
     return len(data) >= 12 and struct.unpack("!H", data[:2])[0] == qid
@@ -135,7 +135,7 @@ def answers(host: str, port: int, name: str, timeout: float = 0.5) -> bool:
 def free_port(host: str = "127.0.0.1") -> int:
     """A port free for both UDP and TCP on host (NSD binds both)."""
     family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
-    for _ in range(50):
+    for _unused in range(50):
         with socket.socket(family, socket.SOCK_DGRAM) as udp:
             udp.bind((host, 0))
             port = udp.getsockname()[1]
@@ -170,7 +170,7 @@ def nsd_server(zones: dict[str, str], listen: tuple[str, int] | None = None, wor
         stack.callback(log.close)
         proc = subprocess.Popen([find_nsd(nsd), "-d", "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
         stack.callback(_stop, proc)
-        probe = next(iter(zones)).rstrip(".")
+        probe = min(zones).rstrip(".")
         deadline = time.monotonic() + ready
         while not answers(host, port, probe):
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -223,7 +223,7 @@ def silent_udp_server(host: str = "127.0.0.2", port: int = 0):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--listen", required=True, help="ADDRESS:PORT, e.g. 127.0.0.1:5353")
     parser.add_argument("--zones", required=True, type=Path, help="directory of <origin>.zone files")
     parser.add_argument("--workdir", required=True, type=Path, help="directory for nsd.conf, pid and state files")

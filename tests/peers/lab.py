@@ -174,7 +174,7 @@ def up() -> dict:
         "-v", f"{ROOT}:/project:ro", "-v", f"{STATE}:/peers", PEERS_IMAGE, "sleep", "infinity",
     )  # fmt: skip
     start_processes()
-    for port, *_ in LISTENERS.values():
+    for port, *_unused in LISTENERS.values():
         wait_for_port(PEERS_IP4, port)
     wait_for_dns()
     info = {

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import functools
 import json
 import logging
 import os
@@ -353,8 +354,7 @@ async def serve(config: Config) -> None:
             "loop": loop,
         }
 
-        def factory(listener=listener, kwargs=kwargs):
-            return RelaySMTP(handler, listener, **kwargs)
+        factory = functools.partial(RelaySMTP, handler, listener, **kwargs)
 
         server = await loop.create_server(
             factory,

@@ -190,7 +190,7 @@ def test_mail_without_auth_gets_530_on_required_listener(relay):
     with relay.smtp("submission_auth") as smtp:
         smtp.starttls(context=relay.verifying())
         smtp.ehlo("client.test")
-        code, _ = smtp.mail("app@sender.test")
+        code, _unused = smtp.mail("app@sender.test")
         assert code == 530
 
 
@@ -280,7 +280,7 @@ def test_sigterm_stops_cleanly_and_bad_config_is_refused(tmp_path):
     assert bad.returncode == 2
     assert "tls 'ssl' is not one of starttls, implicit, none" in bad.stderr
 
-    proc, _ = start(tmp_path, write_config(tmp_path, {}, {"plain": LISTENERS["plain"]}))
+    proc, _unused = start(tmp_path, write_config(tmp_path, {}, {"plain": LISTENERS["plain"]}))
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=5) == 0
     assert "event=stopped" in (tmp_path / "relay.log").read_text()

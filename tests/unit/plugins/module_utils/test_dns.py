@@ -43,7 +43,7 @@ def test_statuses_tell_nxdomain_nodata_and_timeout_apart():
 def test_each_name_is_asked_once_even_concurrently():
     backend = SlowBackend({("a.org", "TXT"): [(b"x",)]})
     r = Resolver(backend, timeout=1)
-    threads = [threading.Thread(target=r.query, args=("a.org", "TXT")) for _ in range(8)]
+    threads = [threading.Thread(target=r.query, args=("a.org", "TXT")) for _unused in range(8)]
     for t in threads:
         t.start()
     for t in threads:

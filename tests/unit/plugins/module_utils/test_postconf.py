@@ -210,14 +210,14 @@ def test_restart_needed_for_inet_interfaces():
 def test_continuation_lines_across_comments_belong_to_the_parameter():
     current = "relayhost = a\n# note\n\n  b\nmyorigin = x\n"
     assert parameters(current) == {"relayhost": "a b", "myorigin": "x"}
-    text, changed, _ = plan_changes(current, {"relayhost": None})
+    text, changed, _unused = plan_changes(current, {"relayhost": None})
     assert text == "myorigin = x\n"
     assert changed == ["relayhost"]
 
 
 def test_duplicates_collapse_into_the_first_place():
     current = "relayhost = a\nmyorigin = x\nrelayhost = b\n"
-    text, changed, _ = plan_changes(current, {"relayhost": "b"})
+    text, changed, _unused = plan_changes(current, {"relayhost": "b"})
     assert text == "relayhost = b\nmyorigin = x\n"
     assert changed == ["relayhost"]
 
@@ -228,7 +228,7 @@ def test_append_to_a_file_without_final_newline_and_to_an_empty_file():
 
 
 def test_unparseable_lines_are_kept():
-    text, _, _ = plan_changes("garbage line\n  indented\nrelayhost = a\n", {"relayhost": "b"})
+    text, _unused, _unused = plan_changes("garbage line\n  indented\nrelayhost = a\n", {"relayhost": "b"})
     assert text == "garbage line\n  indented\nrelayhost = b\n"
 
 
@@ -247,7 +247,7 @@ _lines = st.lists(
 @given(lines=_lines, wanted=st.dictionaries(_names, _values, max_size=5))
 def test_plan_reaches_the_wanted_values_and_is_idempotent(lines, wanted):
     current = "".join(lines)
-    text, changed, _ = plan_changes(current, wanted)
+    text, changed, _unused = plan_changes(current, wanted)
     result = parameters(text)
     for name, value in normalize_settings(wanted).items():
         if value is None:

@@ -28,7 +28,7 @@ def resolver(records, timeouts=()):
     ],
 )
 def test_valid_records_parse(record):
-    terms, _ = _spf.parse_record(record)
+    terms, _unused = _spf.parse_record(record)
     assert all(t.qualifier in "+-~?" for t in terms)
 
 
