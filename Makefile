@@ -75,7 +75,7 @@ integration: venv
 	$(BIN)/pytest -m peers tests/unit tests/integration
 
 # Scenarios run one after the other: the machine has two cores.
-MOLECULE_SCENARIOS ?= default modules
+MOLECULE_SCENARIOS ?= default modules allowlist
 molecule: venv
 	@for s in $(MOLECULE_SCENARIOS); do \
 	  echo "== molecule scenario $$s"; $(BIN)/molecule test -s $$s || exit 1; done

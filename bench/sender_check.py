@@ -90,7 +90,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench-nsd-") as work:
         t0 = time.perf_counter()
-        with nsd_server(zones(args.domains), workdir=work, ready=60) as (_, port):
+        with nsd_server(zones(args.domains), workdir=work, ready=60) as (_host, port):
             print(f"nsd with {args.domains + 1} zones ready in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
             runs = []
             for n in range(args.runs):

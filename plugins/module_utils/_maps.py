@@ -195,6 +195,25 @@ def _fix_identity(path: str, map_type: str, mode: int, owner) -> None:
                 os.chown(candidate, owner[0], owner[1])
 
 
+def _predict_fresh(path: str, wanted: dict, map_type: str | None, secret: bool, state: str) -> dict:
+    """Check mode before Postfix is installed: the table will be created (with the usual default type)."""
+    map_type = map_type or "hash"
+    text = render_map(wanted)
+    present = state == "present"
+    return {
+        "changed": present,
+        "path": path,
+        "map": map_reference(path, map_type),
+        "diff": {
+            "before_header": f"{path} (absent)",
+            "after_header": path,
+            "before": "",
+            "after": (masked_view(text) if secret else text) if present else "",
+        },
+        "warnings": ["Postfix is not installed yet: the table type is assumed to be " + map_type],
+    }
+
+
 def _remove(path: str, check_mode: bool) -> bool:
     candidates = [path, *sorted({path + s for s in INDEX_SUFFIX.values() if s})]
     existing = [p for p in candidates if os.path.exists(p)]
@@ -222,6 +241,8 @@ def ensure_map(
     """
     path = resolve_path(name, path, config_dir)
     wanted = validate_entries(entries or {}, secret) if state == "present" else {}
+    if check_mode and not runner.installed():
+        return _predict_fresh(path, wanted, map_type, secret, state)
     map_type = resolve_type(runner, config_dir, map_type)
     result = {"changed": False, "path": path, "map": map_reference(path, map_type)}
     current = read_text(path)

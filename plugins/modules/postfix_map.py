@@ -171,6 +171,8 @@ def main():
         )
     except SmtpRelayError as e:
         module.fail_json(msg=e.msg, **e.details)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
     module.exit_json(**result)
 
 

@@ -107,11 +107,16 @@ def base_zone() -> str:
 
 
 def write_zones(extra: dict[str, str] | None = None) -> Path:
+    """The lab zone plus ``extra`` ({origin: records}; an SOA head is added where missing)."""
+    from tests.peers.dns import full_zone
+
     zones = STATE / "dns" / "zones"
     zones.mkdir(parents=True, exist_ok=True)
+    for stale in zones.glob("*.zone"):
+        stale.unlink()
     wanted = {LAB_DOMAIN: base_zone(), **(extra or {})}
     for origin, text in wanted.items():
-        (zones / f"{origin}.zone").write_text(text)
+        (zones / f"{origin}.zone").write_text(full_zone(origin, text))
     return zones
 
 
@@ -141,7 +146,7 @@ def wait_for_port(host: str, port: int, timeout: float = 30) -> None:
             time.sleep(0.3)
 
 
-def wait_for_dns(timeout: float = 30) -> None:
+def wait_for_dns(name: str = RELAY_NAME, rdtype: str = "A", timeout: float = 30) -> None:
     import dns.resolver
 
     resolver = dns.resolver.Resolver(configure=False)
@@ -149,11 +154,11 @@ def wait_for_dns(timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            resolver.resolve(RELAY_NAME, "A", lifetime=2)
+            resolver.resolve(name, rdtype, lifetime=2)
             return
         except Exception:
             if time.monotonic() > deadline:
-                raise SystemExit("DNS peer did not answer (see .peers/dns/log)") from None
+                raise SystemExit(f"DNS peer did not answer for {name} (see .peers/dns/log)") from None
             time.sleep(0.3)
 
 
@@ -228,12 +233,18 @@ def relay_start() -> None:
 
 
 def dns_reload(extra: dict[str, str] | None = None) -> None:
-    """Rewrite the zones (lab zone plus ``extra``) and restart NSD with them."""
+    """Serve the lab zone plus ``extra`` ({origin: records}): NSD is restarted with the new zones."""
     write_zones(extra)
-    podman("exec", PEERS, "pkill", "-f", "tests/peers/dns.py", check=False)
-    time.sleep(0.5)
+    # NSD outlives its wrapper when the wrapper is killed: stop both, and wait until the port is free.
+    podman(
+        "exec", PEERS, "sh", "-c",
+        "pkill -f tests/peers/dns.py; pkill -x nsd; "
+        "for i in $(seq 50); do pgrep -x nsd >/dev/null || exit 0; sleep 0.1; done; pkill -9 -x nsd",
+        check=False,
+    )  # fmt: skip
     podman("exec", "-d", PEERS, "sh", "-c", DNS_CMD)
-    wait_for_dns()
+    for origin in extra or {LAB_DOMAIN: ""}:
+        wait_for_dns(origin, "SOA")
 
 
 def main(argv: list[str]) -> int:

@@ -25,16 +25,6 @@ SASL = {"[relay.example.org]:587": "user:pa ss w0rd", "[backup.example.org]:465"
 
 
 @pytest.fixture
-def fake():
-    return FakePostfix()
-
-
-@pytest.fixture
-def runner(fake):
-    return PostconfRunner(fake)
-
-
-@pytest.fixture
 def config_dir(tmp_path):
     (tmp_path / "main.cf").write_text("relayhost = [relay.example.org]:587\n")
     return tmp_path
@@ -265,3 +255,22 @@ def test_path_outside_config_dir(runner, config_dir, tmp_path_factory):
     result = ensure_map(runner, entries={"a": "b"}, path=str(other / "m"), config_dir=str(config_dir))
     assert result["path"] == str(other / "m")
     assert (other / "m.db").exists()
+
+
+def test_check_mode_before_postfix_is_installed_predicts_the_table(uninstalled, tmp_path, fake):
+    config_dir = tmp_path / "postfix"
+    result = ensure_map(
+        uninstalled, entries=SASL, name="sasl_passwd", secret=True, config_dir=str(config_dir), check_mode=True
+    )
+    assert result["changed"] is True
+    assert result["map"] == f"hash:{config_dir}/sasl_passwd"
+    assert "pa ss w0rd" not in json.dumps(result)
+    assert not config_dir.exists()
+    assert fake.calls == []
+
+
+def test_check_mode_before_postfix_is_installed_absent_table_is_no_change(uninstalled, tmp_path):
+    result = ensure_map(
+        uninstalled, name="sender_canonical", config_dir=str(tmp_path / "postfix"), state="absent", check_mode=True
+    )
+    assert result["changed"] is False

@@ -45,16 +45,6 @@ inet_interfaces = all
 
 
 @pytest.fixture
-def fake():
-    return FakePostfix()
-
-
-@pytest.fixture
-def runner(fake):
-    return PostconfRunner(fake)
-
-
-@pytest.fixture
 def config_dir(tmp_path):
     (tmp_path / "main.cf").write_text(DEBIAN_MAIN_CF)
     (tmp_path / "master.cf").write_text("smtp inet n - y - - smtpd\n")
@@ -376,3 +366,18 @@ def test_secret_named_values_never_appear(runner, config_dir):
 def test_password_map_references_stay_visible(runner, config_dir):
     result = apply(runner, {"smtp_sasl_password_maps": "hash:/etc/postfix/sasl_passwd"}, config_dir=str(config_dir))
     assert "smtp_sasl_password_maps = hash:/etc/postfix/sasl_passwd" in result["diff"]["after"]
+
+
+def test_check_mode_before_postfix_is_installed_predicts_a_new_main_cf(uninstalled, tmp_path, fake):
+    config_dir = tmp_path / "postfix"  # the package has not even created the directory yet
+    result = apply(uninstalled, {"relayhost": "[relay.example.org]:587"}, config_dir=str(config_dir), check_mode=True)
+    assert result["changed"] is True
+    assert "relayhost = [relay.example.org]:587" in result["diff"]["after"]
+    assert "not installed" in result["warnings"][0]
+    assert not config_dir.exists()
+    assert fake.calls == []
+
+
+def test_real_run_without_postfix_says_to_install_it(uninstalled, config_dir):
+    with pytest.raises(SmtpRelayError, match="install Postfix first"):
+        apply(uninstalled, {"relayhost": "[relay.example.org]:587"}, config_dir=str(config_dir))

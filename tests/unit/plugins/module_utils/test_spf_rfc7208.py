@@ -87,7 +87,7 @@ def _cases():
 @pytest.mark.parametrize(("zonedata", "test"), list(_cases()))
 def test_rfc7208_suite(zonedata, test):
     resolver = Resolver(SuiteBackend(zonedata), timeout=1)
-    result, _ = _spf.evaluate(resolver, test["host"], test["mailfrom"], test["helo"])
+    result, _explanation = _spf.evaluate(resolver, test["host"], test["mailfrom"], test["helo"])
     expected = test["result"]
     expected = expected if isinstance(expected, list) else [expected]
     assert result in expected, test.get("description")

@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
+
+from tests.unit.plugins.module_utils.postfix_fake import FakePostfix
 
 
 class ModuleResult(dict):
@@ -24,3 +27,12 @@ def run_module(capsys):
         return ModuleResult(json.loads(capsys.readouterr().out))
 
     return run
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    """A fake postconf/postmap answering every AnsibleModule.run_command of the module under test."""
+    fake = FakePostfix()
+    monkeypatch.setattr(AnsibleModule, "run_command", lambda self, args, **kw: fake(args))
+    monkeypatch.setattr(AnsibleModule, "get_bin_path", lambda self, name, **kw: f"/usr/sbin/{name}")
+    return fake

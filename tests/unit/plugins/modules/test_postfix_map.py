@@ -8,18 +8,8 @@ import os
 import stat
 
 import pytest
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.smtp.relay.plugins.modules import postfix_map as module
-from tests.unit.plugins.module_utils.postfix_fake import FakePostfix
-
-
-@pytest.fixture
-def fake(monkeypatch):
-    fake = FakePostfix()
-    monkeypatch.setattr(AnsibleModule, "run_command", lambda self, args, **kw: fake(args))
-    monkeypatch.setattr(AnsibleModule, "get_bin_path", lambda self, name, **kw: f"/usr/sbin/{name}")
-    return fake
 
 
 @pytest.fixture

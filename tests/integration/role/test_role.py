@@ -1,0 +1,178 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The role's promises on a real Debian container with systemd, relaying to the lab relay.
+
+SASL over STARTTLS with certificate verification (port 2587), then implicit TLS on a forwarded
+port (30002) on the same host: check mode on a fresh host predicts the real run, a second run and
+a check run change nothing, mail arrives with the expected envelope and From, the password shows
+nowhere at -vvv nor in a world-readable file, and each bad input is refused naming the variable
+with main.cf left byte-identical.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.peers import lab, records
+
+pytestmark = pytest.mark.peers
+
+ROOT = Path(__file__).resolve().parents[3]
+HOST = "smtprelay-role-h1"
+FQDN = "h1.smtp-relay.test"
+CA_ON_HOST = "/usr/local/share/smtp-relay-test-ca.pem"
+SENDER = "noreply@campus.smtp-relay.test"
+
+
+def podman(*args, check=True):
+    env = dict(os.environ, CONTAINERS_CONF=str(ROOT / "tests" / "containers.conf"))
+    return subprocess.run(["podman", *args], check=check, text=True, capture_output=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def peers():
+    return lab.info()
+
+
+@pytest.fixture(scope="module")
+def host(peers):
+    podman("rm", "-f", "-t", "0", HOST, check=False)
+    podman(
+        "run", "-d", "--name", HOST, "--hostname", FQDN, "--network", lab.NETWORK, "--systemd=always",
+        "localhost/smtprelay-debian:bookworm", "/sbin/init",
+    )  # fmt: skip
+    podman("cp", peers["relay"]["ca_file"], f"{HOST}:{CA_ON_HOST}")
+    yield HOST
+    podman("rm", "-f", "-t", "0", HOST, check=False)
+
+
+def relay_vars(peers, **overrides):
+    relay = peers["relay"]
+    return {
+        "postfix_relay_host": relay["host"],
+        "postfix_relay_port": relay["ports"]["submission"],
+        "postfix_relay_ca_file": CA_ON_HOST,
+        "postfix_relay_username": relay["username"],
+        "postfix_relay_password": relay["password"],
+        "postfix_sender_address": SENDER,
+        "postfix_allowed_sender_domains": relay["campus_domains"],
+        **overrides,
+    }
+
+
+def play(tmp_path, variables, *options, check_mode=False):
+    """Run smtp.relay.configure on the host; return (rc, changed task names, output).
+
+    The output is the raw output followed by the failure messages alone, one a line, after "FAILURES:".
+    """
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {HOST: {"ansible_connection": "containers.podman.podman"}}}}))
+    extra = tmp_path / "vars.yml"
+    extra.write_text(yaml.safe_dump(variables))
+    extra.chmod(0o600)
+    command = ["ansible-playbook", "-i", str(inventory), "smtp.relay.configure", "-e", f"@{extra}", *options]
+    if check_mode:
+        command.append("--check")
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
+    done = subprocess.run(command, text=True, capture_output=True, env=env, check=False)
+    changed, failures = [], []
+    if done.stdout.lstrip().startswith("{"):
+        for playbook in json.loads(done.stdout)["plays"]:
+            for task in playbook["tasks"]:
+                result = task["hosts"].get(HOST, {})
+                if result.get("changed"):
+                    changed.append(task["task"]["name"])
+                if result.get("failed"):
+                    failures.extend([str(result.get("msg", "")), *map(str, result.get("argument_errors", []))])
+    return done.returncode, changed, done.stdout + done.stderr + "\nFAILURES:\n" + "\n".join(failures)
+
+
+def on_host(*command):
+    return podman("exec", HOST, *command).stdout
+
+
+def send_and_wait(subject):
+    script = f"printf 'Subject: {subject}\\n\\nrole test\\n' | /usr/sbin/sendmail -t ops@smtp-relay.test"
+    podman("exec", HOST, "sh", "-c", script)
+    return records.wait_for(
+        lab.info()["relay"]["records_dir"], lambda r: records.headers(r)["Subject"] == subject, timeout=90
+    )
+
+
+def test_sasl_starttls_verified(tmp_path, peers, host):
+    wanted = relay_vars(peers)
+    rc, predicted, output = play(tmp_path, wanted, check_mode=True)
+    assert rc == 0, output
+    rc, changed, output = play(tmp_path, wanted)
+    assert rc == 0, output
+    assert changed, "a fresh host must change"
+    assert predicted == changed, "check mode on a fresh host must predict the real run"
+
+    rc, again, output = play(tmp_path, wanted)
+    assert (rc, again) == (0, []), output
+    rc, checked, output = play(tmp_path, wanted, check_mode=True)
+    assert (rc, checked) == (0, []), output
+
+    subject = f"role sasl {time.time()}"
+    record = send_and_wait(subject)
+    assert record["listener"] == "submission"
+    assert record["auth_user"] == peers["relay"]["username"]
+    assert record["tls"]
+    assert record["mail_from"] == SENDER
+    assert records.headers(record)["From"].addresses[0].addr_spec == SENDER
+
+
+def test_secret_is_nowhere(tmp_path, peers, host):
+    password = peers["relay"]["password"]
+    rc, _changed, output = play(tmp_path, relay_vars(peers), "-vvv")
+    assert rc == 0, output
+    assert password not in output
+    readable = on_host(
+        "sh", "-c", f"grep -rlsF -- '{password}' /etc /var /root /tmp /usr/local | xargs -r stat -c '%a %n'"
+    ).split("\n")
+    leaks = [line for line in readable if line and not line.startswith("600 ")]
+    assert leaks == [], f"password in files readable beyond root: {leaks}"
+    assert any(line.endswith("/etc/postfix/sasl_passwd") for line in readable)
+    assert on_host("sh", "-c", "ls /etc/postfix | grep -c '~$' || true").strip() == "0"
+
+
+def test_implicit_tls_on_a_forwarded_port(tmp_path, peers, host):
+    wanted = relay_vars(peers, postfix_relay_port=peers["relay"]["ports"]["forward"], postfix_relay_tls="implicit")
+    rc, _changed, output = play(tmp_path, wanted)
+    assert rc == 0, output
+    assert "smtp_tls_wrappermode = yes" in on_host("postconf", "smtp_tls_wrappermode")
+    rc, again, output = play(tmp_path, wanted)
+    assert (rc, again) == (0, []), output
+    record = send_and_wait(f"role implicit {time.time()}")
+    assert record["listener"] == "forward"
+    assert record["port"] == peers["relay"]["ports"]["forward"]
+    assert record["auth_user"] == peers["relay"]["username"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"postfix_relay_port": 465, "postfix_relay_tls": "starttls"}, "postfix_relay_tls"),
+        ({"postfix_relay_port": 587, "postfix_relay_tls": "implicit"}, "postfix_relay_tls"),
+        ({"postfix_relay_host": "[relay.smtp-relay.test:587]"}, "postfix_relay_host"),
+        ({"postfix_relay_host": "relay.smtp-relay.test\nmydestination = evil"}, "postfix_relay_host"),
+        ({"postfix_relay_provider": "postmark"}, "postfix_relay_provider"),
+        ({"postfix_relay_tls": "none", "postfix_relay_port": 25}, "postfix_relay_tls"),
+        ({"postfix_sender_address": "root@elsewhere.org"}, "postfix_sender_address"),
+        ({"postfix_relay_password": ""}, "postfix_relay_password"),
+    ],
+)
+def test_bad_input_refused_and_host_untouched(tmp_path, peers, host, overrides, variable):
+    before = on_host("sh", "-c", "sha256sum /etc/postfix/main.cf 2>/dev/null || echo absent")
+    rc, changed, output = play(tmp_path, relay_vars(peers, **overrides))
+    assert rc != 0
+    assert changed == []
+    assert variable in output.rpartition("\nFAILURES:\n")[2], output
+    assert peers["relay"]["password"] not in output
+    assert on_host("sh", "-c", "sha256sum /etc/postfix/main.cf 2>/dev/null || echo absent") == before
