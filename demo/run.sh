@@ -53,7 +53,8 @@ for h in "${hosts[@]}"; do
     subject="demo mail from $h $(date +%s)"
     podman exec "smtprelay-demo-$h" sh -c "printf 'Subject: $subject\n\nHello from $h.\n' | /usr/sbin/sendmail -t ops@smtp-relay.test"
     $python -m tests.peers.records wait --subject "$subject" --timeout 60 |
-        $python -c 'import json,sys; r=json.load(sys.stdin); print(f"  relay got {r["id"]} from {r["peer"]} on port {r["port"]} (tls={r["tls"]}, auth={r["auth_user"]}): MAIL FROM {r["mail_from"]} -> {r["rcpt_tos"]}")'
+        $python -c 'import json, sys; print("  relay got {id} from {peer} on port {port} (tls={tls}, auth={auth_user}):"
+                   " MAIL FROM {mail_from} -> {rcpt_tos}".format(**json.load(sys.stdin)))'
 done
 
 step "Request access: ansible-playbook smtp.relay.allowlist"
