@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PYTHON_BOOT ?= python3
 COLLECTIONS := $(ROOT)/.cache/collections
 LINK := $(COLLECTIONS)/ansible_collections/smtp/relay
-SANITY_ROOT := $(ROOT)/.cache/sanity/ansible_collections/smtp/relay
+COPY_ROOT := $(ROOT)/.cache/collection/ansible_collections/smtp/relay
 DEB_PACKAGES := podman runc netavark aardvark-dns iptables debootstrap nsd rsync
 
 export CONTAINERS_CONF := $(ROOT)/tests/containers.conf
@@ -17,7 +17,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_CONFIG := $(ROOT)/tests/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help deps venv link images lint sanity units peers-up peers-down integration molecule test demo bench build clean
+.PHONY: help deps venv link images lint copy sanity units peers-up peers-down integration molecule test demo bench build clean
 
 help:
 	@echo "make test   - every check, end to end, with its own set-up and clean-up (about 30 minutes)"
@@ -52,14 +52,17 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/ansible-lint --profile production
 
-# ansible-test wants a real tree at ansible_collections/NS/NAME: copy what git would ship.
-sanity: venv
-	mkdir -p $(HOME)/.ansible/test/cache && cp tests/sanity/get_pip.py $(HOME)/.ansible/test/cache/get_pip_24_2.py
-	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_ROOT)
-	git ls-files -co --exclude-standard | grep -v -E '^(\.ci|demo|bench|tests/images)/' | rsync -a --files-from=- . $(SANITY_ROOT)/
+# ansible-test wants a real tree at ansible_collections/NS/NAME: copy what the collection ships.
+copy: venv
+	rm -rf $(COPY_ROOT) && mkdir -p $(COPY_ROOT)
+	git ls-files -co --exclude-standard | grep -v -E '^(\.ci|demo|bench|tests/images)/' | rsync -a --files-from=- . $(COPY_ROOT)/
 	# The copy sits inside this repository's ignored .cache: give it its own git so ansible-test sees its files.
-	cd $(SANITY_ROOT) && git init -q && git add -A
-	cd $(SANITY_ROOT) && $(BIN)/ansible-test sanity --venv --python 3.11 --color no
+	cd $(COPY_ROOT) && git init -q && git add -A
+
+# ansible-test downloads a pip bootstrap script from a host these machines cannot reach: give it a stand-in.
+sanity: copy
+	mkdir -p $(HOME)/.ansible/test/cache && cp tests/sanity/get_pip.py $(HOME)/.ansible/test/cache/get_pip_24_2.py
+	cd $(COPY_ROOT) && $(BIN)/ansible-test sanity --venv --python 3.11 --color no
 
 units: venv
 	$(BIN)/pytest -m "not peers" tests/unit
@@ -71,8 +74,9 @@ peers-down: venv
 	$(BIN)/python -m tests.peers.lab down
 
 # Tests against the real relay, DNS server and containers (peers must be up).
-integration: venv
+integration: copy
 	$(BIN)/pytest -m peers tests/unit tests/integration
+	cd $(COPY_ROOT) && ANSIBLE_COLLECTIONS_PATH= $(BIN)/ansible-test integration --local --python 3.11 --color no
 
 # Scenarios run one after the other: the machine has two cores.
 MOLECULE_SCENARIOS ?= default modules allowlist

@@ -1,0 +1,69 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Managed hosts for integration tests: systemd containers on the lab network, and playbook runs on them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from tests.peers import lab
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGE = "localhost/smtprelay-debian:bookworm"
+CA_ON_HOST = "/usr/local/share/smtp-relay-test-ca.pem"
+
+
+def podman(*args, check=True):
+    env = dict(os.environ, CONTAINERS_CONF=str(ROOT / "tests" / "containers.conf"))
+    return subprocess.run(["podman", *args], check=check, text=True, capture_output=True, env=env)
+
+
+def start_host(name: str, fqdn: str) -> None:
+    """A fresh Debian host with systemd, trusting the lab's test CA."""
+    podman("rm", "-f", "-t", "0", name, check=False)
+    podman("run", "-d", "--name", name, "--hostname", fqdn, "--network", lab.NETWORK, "--systemd=always", IMAGE, "/sbin/init")
+    podman("cp", lab.info()["relay"]["ca_file"], f"{name}:{CA_ON_HOST}")
+
+
+def remove_host(name: str) -> None:
+    podman("rm", "-f", "-t", "0", name, check=False)
+
+
+def on_host(name: str, *command) -> str:
+    return podman("exec", name, *command).stdout
+
+
+def play(workdir: Path, hosts: list[str], playbook: str, variables: dict, *options, check_mode=False):
+    """Run a playbook on the hosts; return (rc, {host: [changed task names]}, output).
+
+    The output is the raw output followed by the failure messages alone, one a line, after "FAILURES:".
+    """
+    inventory = workdir / "inventory.yml"
+    host_vars = {h: {"ansible_connection": "containers.podman.podman"} for h in hosts}
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": host_vars}}))
+    extra = workdir / "vars.yml"
+    extra.write_text(yaml.safe_dump(variables))
+    extra.chmod(0o600)
+    command = ["ansible-playbook", "-i", str(inventory), playbook, "-e", f"@{extra}", *options]
+    if check_mode:
+        command.append("--check")
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
+    done = subprocess.run(command, text=True, capture_output=True, env=env, check=False)
+    changed, failures = {h: [] for h in hosts}, []
+    if done.stdout.lstrip().startswith("{"):
+        for one_play in json.loads(done.stdout)["plays"]:
+            for task in one_play["tasks"]:
+                for host, result in task["hosts"].items():
+                    if result.get("changed") and host in changed:
+                        changed[host].append(task["task"]["name"])
+                    if result.get("failed"):
+                        failures.extend([str(result.get("msg", "")), *map(str, result.get("argument_errors", []))])
+    return done.returncode, changed, done.stdout + done.stderr + "\nFAILURES:\n" + "\n".join(failures)
+
+
+def failures(output: str) -> str:
+    return output.rpartition("\nFAILURES:\n")[2]
