@@ -25,7 +25,19 @@ def podman(*args, check=True):
 def start_host(name: str, fqdn: str) -> None:
     """A fresh Debian host with systemd, trusting the lab's test CA."""
     podman("rm", "-f", "-t", "0", name, check=False)
-    podman("run", "-d", "--name", name, "--hostname", fqdn, "--network", lab.NETWORK, "--systemd=always", IMAGE, "/sbin/init")
+    podman(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--hostname",
+        fqdn,
+        "--network",
+        lab.NETWORK,
+        "--systemd=always",
+        IMAGE,
+        "/sbin/init",
+    )
     podman("cp", lab.info()["relay"]["ca_file"], f"{name}:{CA_ON_HOST}")
 
 

@@ -10,29 +10,17 @@ with main.cf left byte-identical.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
-import yaml
 
+from tests.integration import fleet
 from tests.peers import lab, records
 
 pytestmark = pytest.mark.peers
 
-ROOT = Path(__file__).resolve().parents[3]
 HOST = "smtprelay-role-h1"
-FQDN = "h1.smtp-relay.test"
-CA_ON_HOST = "/usr/local/share/smtp-relay-test-ca.pem"
 SENDER = "noreply@campus.smtp-relay.test"
-
-
-def podman(*args, check=True):
-    env = dict(os.environ, CONTAINERS_CONF=str(ROOT / "tests" / "containers.conf"))
-    return subprocess.run(["podman", *args], check=check, text=True, capture_output=True, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +30,9 @@ def peers():
 
 @pytest.fixture(scope="module")
 def host(peers):
-    podman("rm", "-f", "-t", "0", HOST, check=False)
-    podman(
-        "run", "-d", "--name", HOST, "--hostname", FQDN, "--network", lab.NETWORK, "--systemd=always",
-        "localhost/smtprelay-debian:bookworm", "/sbin/init",
-    )  # fmt: skip
-    podman("cp", peers["relay"]["ca_file"], f"{HOST}:{CA_ON_HOST}")
+    fleet.start_host(HOST, "h1.smtp-relay.test")
     yield HOST
-    podman("rm", "-f", "-t", "0", HOST, check=False)
+    fleet.remove_host(HOST)
 
 
 def relay_vars(peers, **overrides):
@@ -57,7 +40,7 @@ def relay_vars(peers, **overrides):
     return {
         "postfix_relay_host": relay["host"],
         "postfix_relay_port": relay["ports"]["submission"],
-        "postfix_relay_ca_file": CA_ON_HOST,
+        "postfix_relay_ca_file": fleet.CA_ON_HOST,
         "postfix_relay_username": relay["username"],
         "postfix_relay_password": relay["password"],
         "postfix_sender_address": SENDER,
@@ -67,39 +50,20 @@ def relay_vars(peers, **overrides):
 
 
 def play(tmp_path, variables, *options, check_mode=False):
-    """Run smtp.relay.configure on the host; return (rc, changed task names, output).
-
-    The output is the raw output followed by the failure messages alone, one a line, after "FAILURES:".
-    """
-    inventory = tmp_path / "inventory.yml"
-    inventory.write_text(yaml.safe_dump({"all": {"hosts": {HOST: {"ansible_connection": "containers.podman.podman"}}}}))
-    extra = tmp_path / "vars.yml"
-    extra.write_text(yaml.safe_dump(variables))
-    extra.chmod(0o600)
-    command = ["ansible-playbook", "-i", str(inventory), "smtp.relay.configure", "-e", f"@{extra}", *options]
-    if check_mode:
-        command.append("--check")
-    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
-    done = subprocess.run(command, text=True, capture_output=True, env=env, check=False)
-    changed, failures = [], []
-    if done.stdout.lstrip().startswith("{"):
-        for playbook in json.loads(done.stdout)["plays"]:
-            for task in playbook["tasks"]:
-                result = task["hosts"].get(HOST, {})
-                if result.get("changed"):
-                    changed.append(task["task"]["name"])
-                if result.get("failed"):
-                    failures.extend([str(result.get("msg", "")), *map(str, result.get("argument_errors", []))])
-    return done.returncode, changed, done.stdout + done.stderr + "\nFAILURES:\n" + "\n".join(failures)
+    """smtp.relay.configure on the host: (rc, changed task names, output)."""
+    rc, changed, output = fleet.play(
+        tmp_path, [HOST], "smtp.relay.configure", variables, *options, check_mode=check_mode
+    )
+    return rc, changed[HOST], output
 
 
 def on_host(*command):
-    return podman("exec", HOST, *command).stdout
+    return fleet.on_host(HOST, *command)
 
 
 def send_and_wait(subject):
     script = f"printf 'Subject: {subject}\\n\\nrole test\\n' | /usr/sbin/sendmail -t ops@smtp-relay.test"
-    podman("exec", HOST, "sh", "-c", script)
+    fleet.podman("exec", HOST, "sh", "-c", script)
     return records.wait_for(
         lab.info()["relay"]["records_dir"], lambda r: records.headers(r)["Subject"] == subject, timeout=90
     )
@@ -173,6 +137,6 @@ def test_bad_input_refused_and_host_untouched(tmp_path, peers, host, overrides, 
     rc, changed, output = play(tmp_path, relay_vars(peers, **overrides))
     assert rc != 0
     assert changed == []
-    assert variable in output.rpartition("\nFAILURES:\n")[2], output
+    assert variable in fleet.failures(output), output
     assert peers["relay"]["password"] not in output
     assert on_host("sh", "-c", "sha256sum /etc/postfix/main.cf 2>/dev/null || echo absent") == before

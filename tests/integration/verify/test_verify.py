@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The smtp.relay.verify playbook on two configured hosts: clean, drifted by hand, queue deferred, CI mode."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.integration import fleet
+from tests.peers import lab
+
+pytestmark = pytest.mark.peers
+
+HOSTS = {"smtprelay-verify-v1": "v1.smtp-relay.test", "smtprelay-verify-v2": "v2.smtp-relay.test"}
+V1, V2 = HOSTS
+COLUMNS = ("host", "relayhost", "tls", "auth", "probe", "deferred", "drift")
+
+
+@pytest.fixture(scope="module")
+def campus():
+    relay = lab.info()["relay"]
+    return {
+        "postfix_relay_host": relay["host"],
+        "postfix_relay_port": relay["ports"]["campus"],
+        "postfix_relay_ca_file": fleet.CA_ON_HOST,
+        "postfix_sender_address": "noreply@campus.smtp-relay.test",
+        "postfix_allowed_sender_domains": relay["campus_domains"],
+    }
+
+
+@pytest.fixture(scope="module")
+def hosts(tmp_path_factory, campus):
+    for name, fqdn in HOSTS.items():
+        fleet.start_host(name, fqdn)
+    rc, _changed, output = fleet.play(tmp_path_factory.mktemp("configure"), list(HOSTS), "smtp.relay.configure", campus)
+    assert rc == 0, output
+    yield list(HOSTS)
+    for name in HOSTS:
+        fleet.remove_host(name)
+
+
+def table(output: str) -> dict:
+    """The summary table, {host: {column: value}} (drift is the rest of the line)."""
+    document, _end = json.JSONDecoder().raw_decode(output[output.index("{") :])
+    for one_play in document["plays"]:
+        for task in one_play["tasks"]:
+            if task["task"]["name"] == "One line per host":
+                (result,) = task["hosts"].values()  # run_once: one host speaks for the play
+                lines = result["msg"]
+                assert lines[0].split() == list(COLUMNS)
+                rows = [dict(zip(COLUMNS, line.split(None, len(COLUMNS) - 1), strict=True)) for line in lines[1:]]
+                return {row["host"]: row for row in rows}
+    raise AssertionError(f"no summary table in the output:\n{output}")
+
+
+def test_clean_fleet_passes(tmp_path, hosts, campus):
+    rc, changed, output = fleet.play(tmp_path, hosts, "smtp.relay.verify", campus)
+    assert rc == 0, output
+    assert changed == {h: [] for h in hosts}
+    rows = table(output)
+    for host in hosts:
+        assert (rows[host]["probe"], rows[host]["drift"]) == ("ok", "none"), rows[host]
+        assert rows[host]["relayhost"] == "[relay.smtp-relay.test]:587"
+
+
+def test_drift_on_one_host_fails_naming_host_and_field(tmp_path, hosts, campus):
+    fleet.on_host(V2, "postconf", "-e", "relayhost = [relay.smtp-relay.test]:25")
+    try:
+        rc, _changed, output = fleet.play(tmp_path, hosts, "smtp.relay.verify", campus)
+    finally:
+        fleet.on_host(V2, "postconf", "-e", f"relayhost = [relay.smtp-relay.test]:{campus['postfix_relay_port']}")
+    assert rc != 0
+    rows = table(output)
+    assert rows[V2]["drift"].startswith("relayhost: expected [relay.smtp-relay.test]:587, found"), rows[V2]
+    assert (rows[V1]["probe"], rows[V1]["drift"]) == ("ok", "none")
+    assert V2 in fleet.failures(output)
+    assert V1 not in fleet.failures(output)
+
+
+def test_probe_false_checks_the_inventory_without_contacting_hosts(tmp_path, campus):
+    ghost = ["smtprelay-verify-nonexistent"]  # no such container: contacting it would fail
+    rc, _changed, output = fleet.play(tmp_path, ghost, "smtp.relay.verify", campus, "-e", "probe=false")
+    assert rc == 0, output
+    assert table(output)[ghost[0]]["probe"] == "skipped"
+    rc, _changed, output = fleet.play(
+        tmp_path,
+        ghost,
+        "smtp.relay.verify",
+        {**campus, "postfix_relay_port": 465, "postfix_relay_tls": "starttls"},
+        "-e",
+        "probe=false",
+    )
+    assert rc != 0
+    assert "postfix_relay_tls" in fleet.failures(output)
+    assert '"unreachable": true' not in output
+
+
+def test_deferred_mail_is_reported(tmp_path, hosts, campus):
+    lab.relay_stop()
+    try:
+        fleet.on_host(
+            V1, "sh", "-c", "printf 'Subject: deferred\\n\\nx\\n' | /usr/sbin/sendmail -t ops@smtp-relay.test"
+        )
+        deadline = time.monotonic() + 60
+        while '"deferred"' not in fleet.on_host(V1, "postqueue", "-j") and time.monotonic() < deadline:
+            time.sleep(1)
+        rc, _changed, output = fleet.play(tmp_path, [V1], "smtp.relay.verify", campus)
+    finally:
+        lab.relay_start()
+    assert rc != 0
+    row = table(output)[V1]
+    assert row["probe"] == "FAILED"
+    assert int(row["deferred"]) >= 1
+    assert "tcp.refused" in fleet.failures(output)
