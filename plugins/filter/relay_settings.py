@@ -10,34 +10,35 @@ short_description: Plan the Postfix settings of the smtp.relay.postfix role
 version_added: 1.0.0
 author: smtp.relay contributors (@smtp-relay)
 description:
-  - Turns the role's C(postfix_*) variables into the main.cf settings, the SASL map key and the sender
-    rewriting map the role applies. The role calls it before touching a host, so that bad input is refused
-    with a message naming the variable.
-  - Secrets are not inputs; pass C(postfix_relay_password_given) (bool) instead of the password.
+  - The one plan of the C(smtp.relay.postfix) role. Takes every C(postfix_*) role variable, coerces it to the
+    type of the role's argument specification exactly as Ansible does (C(boolean()) for booleans, integers for
+    ports), and returns the complete desired state of the host - every main.cf parameter, the lookup tables, the
+    packages - after the static relay rules ran over it. The role applies the result as it is.
+  - Bad input is refused with a message that names the role variable, before the host is touched.
+  - Secret variables (those marked C(no_log) in the argument specification) are checked for shape only and never
+    appear in the result.
 options:
   _input:
-    description: The role variables (see the role's argument specification).
+    description: The role variables, by name (variables not in the role's argument specification are ignored).
     type: dict
     required: true
-  local_names:
-    description: The host's own names; mail from C(user@NAME) is rewritten to C(postfix_sender_address).
-    type: list
-    elements: str
-    default: [localhost]
-  ca_default:
-    description: CA bundle used for certificate verification when C(postfix_relay_ca_file) is empty.
-    type: str
-    default: /etc/ssl/certs/ca-certificates.crt
+  host:
+    description:
+      - What is known of the host, C(fqdn) and C(hostname) (from facts), C(ca_bundle) (the platform's CA bundle),
+        C(config_dir), C(map_type) (lookup table type) and C(packages).
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
 - name: Show what the role would write to main.cf
   ansible.builtin.debug:
-    msg: "{{ role_vars | smtp.relay.relay_settings }}"
+    msg: "{{ (role_vars | smtp.relay.relay_settings(host={'fqdn': 'web1.example.org'})).main_cf }}"
   vars:
     role_vars:
       postfix_relay_host: smtp.campus.example.edu
-      postfix_relay_port: 587
+      postfix_relay_port: "587"
+      postfix_relay_mx_lookup: "false"
 """
 
 RETURN = r"""
@@ -46,19 +47,32 @@ _value:
   type: dict
   contains:
     main_cf:
-      description: main.cf parameters (without the map references, which depend on the host's database type).
+      description: Every main.cf parameter the role manages; a null value means the parameter is removed.
       type: dict
     relayhost:
-      description: The relayhost value.
+      description: The relayhost value (primary relay, then the backups).
       type: str
     tls:
       description: The TLS mode, C(starttls), C(implicit) or C(none).
       type: str
+    tls_level:
+      description: The resulting C(smtp_tls_security_level).
+      type: str
     username:
       description: SASL user name, empty without authentication.
       type: str
-    sasl_key:
-      description: The SASL map key, written exactly like the first relayhost destination.
+    allow_plaintext_auth:
+      description: Whether SASL without TLS was explicitly allowed.
+      type: bool
+    sasl_keys:
+      description: The SASL map keys, one per relayhost destination, written exactly as in relayhost.
+      type: list
+      elements: str
+    myhostname:
+      description: The host name Postfix uses.
+      type: str
+    myorigin:
+      description: The domain Postfix appends to local senders.
       type: str
     sender_canonical:
       description: Entries of the sender rewriting map.
@@ -67,17 +81,51 @@ _value:
       description: Domains the rewritten senders end up in.
       type: list
       elements: str
+    maps:
+      description: The lookup tables to write, by name, each with C(path), C(type) and C(reference).
+      type: dict
+    packages:
+      description: The packages to install.
+      type: list
+      elements: str
 """
 
+import os
+from functools import lru_cache
+
+import yaml
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._relayconf import build
+from ansible_collections.smtp.relay.plugins.module_utils._plan import plan
+
+_SPEC = os.path.join(os.path.dirname(__file__), "..", "..", "roles", "postfix", "meta", "argument_specs.yml")
 
 
-def relay_settings(spec, local_names=("localhost",), ca_default="/etc/ssl/certs/ca-certificates.crt"):
+@lru_cache(maxsize=1)
+def role_spec() -> dict:
+    """The options of the role's main entry point: the one argument spec of the role."""
+    with open(_SPEC, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)["argument_specs"]["main"]["options"]
+
+
+def coerce(variables: dict) -> tuple[dict, dict]:
+    """(typed variables, secrets): Ansible's own validation and coercion over the role's argument spec."""
+    spec = role_spec()
+    given = {name: value for name, value in dict(variables).items() if name in spec}
+    result = ArgumentSpecValidator(spec).validate(given)
+    if result.error_messages:
+        raise AnsibleFilterError("; ".join(str(m) for m in result.error_messages))
+    typed = dict(result.validated_parameters)
+    secrets = {name: typed.pop(name, None) for name, option in spec.items() if option.get("no_log")}
+    return typed, secrets
+
+
+def relay_settings(variables, host=None):
+    typed, secrets = coerce(variables)
     try:
-        return build(dict(spec), list(local_names), ca_default)
+        return plan(typed, dict(host or {}), secrets)
     except SmtpRelayError as e:
         raise AnsibleFilterError(e.msg) from e
 

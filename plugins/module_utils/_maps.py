@@ -10,13 +10,16 @@ import re
 from collections.abc import Mapping
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost import has_unsafe_characters
 from ansible_collections.smtp.relay.plugins.module_utils._postconf import (
     DEFAULT_CONFIG_DIR,
     MASK,
     PostconfRunner,
     file_identity,
     fsync_dir,
+    lines_of,
     main_cf_exists,
+    printable,
     read_effective,
     read_text,
     unlink_quietly,
@@ -30,8 +33,7 @@ SECRET_MODE = 0o600
 DEFAULT_MODE = 0o644
 HEADER = "# Managed by Ansible (smtp.relay.postfix_map): local changes are overwritten.\n"
 
-_WHITESPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_WHITESPACE = re.compile(r"\s")
 
 
 def index_path(path: str, map_type: str) -> str | None:
@@ -53,7 +55,7 @@ def validate_entries(entries: Mapping[str, object], secret: bool = False) -> dic
     for key, value in entries.items():
         if not isinstance(key, str) or not key:
             raise SmtpRelayError(f"entries: key {key!r} must be a non-empty string", key=str(key))
-        if _WHITESPACE_OR_CONTROL.search(key) or key.startswith("#"):
+        if _WHITESPACE.search(key) or has_unsafe_characters(key) or key.startswith("#"):
             raise SmtpRelayError(
                 f"entries: key {key!r} contains whitespace or a control character, or starts with '#'; "
                 "a lookup key is one word",
@@ -66,7 +68,7 @@ def validate_entries(entries: Mapping[str, object], secret: bool = False) -> dic
         text = str(value)
         shown = MASK if secret else repr(text)
         # postmap trims the value and would silently store a different password than the one given.
-        if not text or _CONTROL.search(text) or text != text.strip():
+        if not text or has_unsafe_characters(text) or text != text.strip():
             raise SmtpRelayError(
                 f"entries.{key}: value {shown} is empty, has leading/trailing whitespace or contains a newline or "
                 "control character; a lookup value is one non-empty line (inner spaces are allowed)",
@@ -90,7 +92,7 @@ def render_map(entries: Mapping[str, str]) -> str:
 def parse_map(text: str) -> dict[str, str]:
     """Entries of a map source (comments and blank lines skipped; the first word is the key)."""
     result = {}
-    for line in text.splitlines():
+    for line in lines_of(text):
         if not line.strip() or line.lstrip().startswith("#") or line[0] in " \t":
             continue
         key, *value = line.split(None, 1)
@@ -135,7 +137,7 @@ def resolve_path(name: str | None, path: str | None, config_dir: str) -> str:
         if not os.path.isabs(path):
             raise SmtpRelayError(f"path {path!r} must be absolute", path=path)
         return path
-    if not name or "/" in name or name in (".", "..") or _WHITESPACE_OR_CONTROL.search(name):
+    if not name or "/" in name or name in (".", "..") or _WHITESPACE.search(name) or has_unsafe_characters(name):
         raise SmtpRelayError(f"name {name!r} must be a plain file name under config_dir", name=str(name))
     return os.path.join(config_dir, name)
 
@@ -251,7 +253,7 @@ def ensure_map(
         result["changed"] = _remove(path, check_mode)
         result["diff"] = {"before_header": path, "after_header": path, "before": "", "after": ""}
         if current is not None:
-            result["diff"]["before"] = masked_view(current) if secret else current
+            result["diff"]["before"] = printable(masked_view(current) if secret else current)
         return result
 
     if not os.path.isdir(os.path.dirname(path)):
@@ -272,7 +274,12 @@ def ensure_map(
         before, after = masked_view(current), masked_view(text, parse_map(current or ""))
     else:
         before, after = current or "", text
-    result["diff"] = {"before_header": before_header, "after_header": after_header, "before": before, "after": after}
+    result["diff"] = {
+        "before_header": before_header,
+        "after_header": after_header,
+        "before": printable(before),
+        "after": printable(after),
+    }
     result["changed"] = content_changed or stale or identity_wrong
     if check_mode or not result["changed"]:
         return result

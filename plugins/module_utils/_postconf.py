@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
 import re
 import shutil
@@ -14,7 +13,10 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, WARN
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost import has_unsafe_characters
+from ansible_collections.smtp.relay.plugins.module_utils._rules import parameter_checks
 
 DEFAULT_CONFIG_DIR = "/etc/postfix"
 MASK = "********"
@@ -41,10 +43,11 @@ RESTART_PARAMETERS = frozenset(
 _SECRET_NAME = re.compile(r"(pass(word|wd|phrase)?|secret|token|api_?key|credential)", re.IGNORECASE)
 _NOT_SECRET_SUFFIX = ("_maps", "_file", "_files", "_path", "_directory", "_options", "_type")
 
-# A parameter name: what Postfix accepts on the left of '=' and what we agree to write.
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-_PARAM_LINE = re.compile(r"^([^\s=#]+)\s*=\s?(.*)$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A parameter name: what Postfix accepts on the left of '=' and what we agree to write (whole string).
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+# Postfix's main.cf grammar is ASCII: lines end at "\n" only, and only these characters are white space.
+_SPACE = " \t\r\n\v\f"
+_PARAM_LINE = re.compile(r"([^ \t\r\v\f=#]+)[ \t\r\v\f]*=(.*)", re.DOTALL)
 _UNUSED = re.compile(r"unused parameter: (?:-o )?([^\s=]+)=")
 _BOOL_VALUES = ("yes", "no")
 
@@ -113,10 +116,18 @@ class PostconfRunner:
         return self._defaults
 
 
+def lines_of(text: str, keepends: bool = False) -> list[str]:
+    """Lines the way Postfix splits its files: at "\n" only (str.splitlines also splits at U+2028, \f...)."""
+    parts = text.split("\n")
+    if keepends:
+        return [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+    return parts[:-1] + ([parts[-1]] if parts[-1] else [])
+
+
 def parse_postconf_output(text: str) -> dict[str, str]:
     """``name = value`` lines (``name =`` when empty), as postconf prints them without -f."""
     result = {}
-    for line in text.splitlines():
+    for line in lines_of(text):
         name, sep, value = line.partition(" =")
         if sep and name and " " not in name:
             result[name] = value[1:] if value.startswith(" ") else value
@@ -162,13 +173,13 @@ class _Block:
     @property
     def value(self) -> str:
         # Postfix joins a logical line's pieces with one space and ignores comments between them.
-        first = _PARAM_LINE.match(self.lines[0].rstrip("\r\n")).group(2).strip()
-        rest = [ln.strip() for ln in self.lines[1:] if ln.strip() and not ln.lstrip().startswith("#")]
+        first = _PARAM_LINE.fullmatch(self.lines[0].rstrip("\n")).group(2).strip(_SPACE)
+        rest = [ln.strip(_SPACE) for ln in self.lines[1:] if not _is_other(ln)]
         return " ".join(x for x in [first, *rest] if x) if rest else first
 
 
 def _is_other(line: str) -> bool:
-    stripped = line.strip()
+    stripped = line.strip(_SPACE)
     return not stripped or stripped.startswith("#")
 
 
@@ -177,11 +188,11 @@ def parse_main_cf(text: str) -> list[_Block]:
     blocks: list[_Block] = []
     pending: list[str] = []  # comments/blank lines that may still sit inside a multi-line value
     last_param: _Block | None = None
-    for line in text.splitlines(keepends=True):
+    for line in lines_of(text, keepends=True):
         if _is_other(line):
             pending.append(line)
             continue
-        if line[0] in " \t" and last_param is not None:
+        if line[0] in _SPACE and last_param is not None:
             last_param.lines.extend(pending)
             pending = []
             last_param.lines.append(line)
@@ -189,8 +200,8 @@ def parse_main_cf(text: str) -> list[_Block]:
         if pending:
             blocks.append(_Block(None, pending))
             pending = []
-        match = _PARAM_LINE.match(line.rstrip("\r\n"))
-        if match and line[0] not in " \t":
+        match = _PARAM_LINE.fullmatch(line.rstrip("\n"))
+        if match and line[0] not in _SPACE:
             last_param = _Block(match.group(1), [line])
             blocks.append(last_param)
         else:
@@ -246,40 +257,56 @@ def normalize_value(name: str, value: object) -> str | None:
             f"settings.{name}: expected a string, number, boolean, list or null, got {type(value).__name__}",
             parameter=name,
         )
-    if _CONTROL.search(text):
+    if has_unsafe_characters(text):
         raise SmtpRelayError(
-            f"settings.{name}: value {_shown(name, text)} contains a newline or control character; "
+            f"settings.{name}: value {_shown(name, text)} contains a line break or control character; "
             "main.cf values must be one line of printable text",
             parameter=name,
         )
-    return text.strip()
+    return text.strip(_SPACE)
+
+
+def check_name(name: object) -> str:
+    """A parameter name Postfix reads exactly as given, or SmtpRelayError."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise SmtpRelayError(
+            f"settings: {name!r} is not a Postfix parameter name (ASCII letters, digits, '_', '.', '-')",
+            parameter=str(name),
+        )
+    return name
 
 
 def normalize_settings(settings: Mapping[str, object]) -> dict[str, str | None]:
     if not isinstance(settings, Mapping):
         raise SmtpRelayError(f"settings must be a mapping of parameter name to value, got {type(settings).__name__}")
-    result = {}
-    for name, value in settings.items():
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise SmtpRelayError(
-                f"settings: {name!r} is not a Postfix parameter name (letters, digits, '_', '.', '-')",
-                parameter=str(name),
-            )
-        result[name] = normalize_value(name, value)
-    return result
+    return {check_name(name): normalize_value(name, value) for name, value in settings.items()}
 
 
-def check_booleans(settings: Mapping[str, str | None], defaults: Mapping[str, str]) -> None:
-    """Postfix daemons die on a boolean other than yes/no, and no Postfix check catches it."""
-    for name, value in settings.items():
-        if value is None or defaults.get(name) not in _BOOL_VALUES or value.startswith("$"):
-            continue
-        if value not in _BOOL_VALUES:
-            raise SmtpRelayError(
-                f"settings.{name}: {_shown(name, value)} is not a Postfix boolean; use yes or no "
-                "(or a YAML true/false)",
-                parameter=name,
-            )
+def check_parameters(
+    settings: Mapping[str, str | None], defaults: Mapping[str, str] | None, allow_unknown: bool = False
+) -> list[str]:
+    """The rule engine's name and boolean rules over the parameters this call sets; warnings are returned.
+
+    ``defaults`` is ``postconf -d`` (None before Postfix is installed: the rules' built-in lists are used).
+    """
+    given = {n: v for n, v in settings.items() if v is not None}
+    ctx: dict = {"configured": sorted(given)}
+    if defaults is not None:
+        ctx["known_parameters"] = sorted(defaults)
+        ctx["boolean_parameters"] = sorted(n for n, v in defaults.items() if v in _BOOL_VALUES)
+    fails, warnings = [], []
+    for entry in parameter_checks(given, ctx):
+        if entry["status"] == FAIL and not (allow_unknown and entry["id"] == "params.mistyped"):
+            fails.append(entry)
+        elif entry["status"] == WARN and entry["id"] != "params.unknown":
+            warnings.append(f"{entry['message']} ({entry['id']}): {entry['hint']}")
+    if fails:
+        raise SmtpRelayError(
+            "; ".join(f"settings.{c['parameter']}: {c['message']} ({c['id']})" for c in fails),
+            rule_ids=[c["id"] for c in fails],
+            unknown_parameters=[c["parameter"] for c in fails if c["id"] == "params.mistyped"],
+        )
+    return warnings
 
 
 def plan_changes(current_text: str, settings: Mapping[str, object]) -> tuple[str, list[str], bool]:
@@ -354,7 +381,7 @@ def write_temp(
         os.fchmod(fd, mode)
         if uid is not None:
             os.fchown(fd, uid, -1 if gid is None else gid)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
             fd = -1
             handle.write(data)
             handle.flush()
@@ -402,20 +429,23 @@ def file_identity(path: str, default_mode: int = 0o644) -> tuple[int, int | None
 
 
 def read_text(path: str) -> str | None:
+    """A Postfix file's text; bytes that are not UTF-8 survive a read and write unchanged (surrogateescape)."""
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
+        with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
             return handle.read()
     except FileNotFoundError:
         return None
+    except IsADirectoryError:
+        raise SmtpRelayError(f"{path} is a directory, not a file", path=path) from None
+
+
+def printable(text: str) -> str:
+    """Text safe to return to Ansible (JSON): undecodable bytes read with surrogateescape become U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 # ---------------------------------------------------------------------------------------------------
 # validation and apply
-
-
-def _did_you_mean(name: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.8)
-    return f"{name} (did you mean {close[0]}?)" if close else name
 
 
 def validate_staged(
@@ -438,7 +468,7 @@ def validate_staged(
         if os.path.exists(master):
             # Services in master.cf give meaning to parameters such as relay_destination_rate_delay.
             shutil.copy2(master, os.path.join(staging, "master.cf"))
-        with open(os.path.join(staging, "main.cf"), "w", encoding="utf-8") as handle:
+        with open(os.path.join(staging, "main.cf"), "w", encoding="utf-8", errors="surrogateescape") as handle:
             handle.write(new_text)
         rc, _out, err = runner.run_unchecked("postconf", ["-n", "-c", staging])
     finally:
@@ -455,7 +485,7 @@ def validate_staged(
     introduced = set(introduced)
     refused = [n for n in unused if n in introduced]
     if refused and not allow_unknown:
-        shown = ", ".join(_did_you_mean(n, runner.defaults()) for n in refused)
+        shown = ", ".join(refused)
         raise SmtpRelayError(
             f"settings: unknown Postfix parameter(s): {shown}. Postfix would ignore them; fix the name, or set "
             "allow_unknown=true for a user-defined parameter that is referenced as $name elsewhere",
@@ -491,16 +521,17 @@ def apply(
     if check_mode and not runner.installed():
         # Predicting for a host where Postfix is still to be installed: nothing to read or validate with.
         current = None
+        warnings = check_parameters(wanted, None, allow_unknown)
         new_text, changed_names, restart = plan_changes("", wanted)
-        warnings = ["Postfix is not installed yet: the planned main.cf was not validated (check mode)"]
+        warnings.append("Postfix is not installed yet: the planned main.cf was not validated (check mode)")
     else:
         if not os.path.isdir(config_dir):
             raise SmtpRelayError(f"config_dir {config_dir!r} is not a directory", config_dir=config_dir)
-        check_booleans(wanted, runner.defaults())
+        warnings = check_parameters(wanted, runner.defaults(), allow_unknown)
         current = read_text(path)
         new_text, changed_names, restart = plan_changes(current or "", wanted)
         introduced = [n for n, v in wanted.items() if v is not None]
-        warnings = validate_staged(
+        warnings += validate_staged(
             runner, config_dir, new_text, introduced=introduced, allow_unknown=allow_unknown, mask=mask
         )
 
@@ -512,8 +543,8 @@ def apply(
         "diff": {
             "before_header": path if current is not None else f"{path} (absent: Postfix not configured yet)",
             "after_header": path,
-            "before": mask_main_cf(current or "", secrets),
-            "after": mask_main_cf(new_text, secrets),
+            "before": printable(mask_main_cf(current or "", secrets)),
+            "after": printable(mask_main_cf(new_text, secrets)),
         },
         "warnings": warnings,
     }

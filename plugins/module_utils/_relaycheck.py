@@ -37,11 +37,13 @@ from ansible_collections.smtp.relay.plugins.module_utils._rules import (
     Settings,
     permitted_mechanisms,
     static_checks,
+    tls_parameters,
 )
 from ansible_collections.smtp.relay.plugins.module_utils._smtp_probe import Network, ProbeSpec, probe
 
 SASL_PLUGIN_DIRS = ("/usr/lib/*/sasl2", "/usr/lib/sasl2", "/usr/lib64/sasl2")
 DEFAULT_TIMEOUT = 10.0
+MAX_TIMEOUT = 300.0
 DEFAULT_SUBJECT = "smtp.relay test message"
 DEFAULT_BODY = "This is a test message sent by smtp.relay.relay_check to prove that this host can relay mail.\n"
 _PLUGIN_FILE = re.compile(r"^lib(\w+)\.so")
@@ -54,6 +56,7 @@ OPTION_DEFAULTS = {
     "username": None,
     "password": None,
     "auth": None,
+    "allow_plaintext_auth": False,
     "timeout": DEFAULT_TIMEOUT,
     "mail_from": None,
     "rcpt_to": None,
@@ -100,8 +103,10 @@ def validate_options(params: dict) -> dict:
         opts["timeout"] = float(opts["timeout"])
     except (TypeError, ValueError):
         raise SmtpRelayError(f"timeout must be a number of seconds, got {opts['timeout']!r}", field="timeout") from None
-    if not opts["timeout"] > 0:
-        raise SmtpRelayError(f"timeout must be more than 0 seconds, got {opts['timeout']:g}", field="timeout")
+    if not 0 < opts["timeout"] <= MAX_TIMEOUT:
+        raise SmtpRelayError(
+            f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds, got {opts['timeout']:g}", field="timeout"
+        )
     if opts["password"] is not None and not opts["username"]:
         raise SmtpRelayError("password is given without username; give both or neither", field="password")
     if opts["username"] and opts["password"] is None:
@@ -175,13 +180,8 @@ def settings_from_options(opts: dict) -> dict:
             "give tls (starttls, implicit or none)",
             field="tls",
         )
-    level = "none" if mode == "none" else ("verify" if opts["ca_file"] else "encrypt")
-    settings = {
-        "relayhost": opts["relayhost"],
-        "smtp_tls_security_level": level,
-        "smtp_tls_wrappermode": "yes" if mode == "implicit" else "no",
-        "smtp_tls_CAfile": opts["ca_file"] or "",
-    }
+    # The role's own translation: with a CA file the certificate is verified as the role would configure it.
+    settings = {"relayhost": opts["relayhost"], **tls_parameters(mode, bool(opts["ca_file"]), opts["ca_file"] or "")}
     if opts["username"]:
         settings.update(smtp_sasl_auth_enable="yes", smtp_sasl_password_maps="(given as options)")
         settings.update(smtp_sasl_security_options="noanonymous", smtp_sasl_tls_security_options="noanonymous")
@@ -260,6 +260,7 @@ def run(params: dict, runner: PostconfRunner | None = None, *, check_mode: bool 
     settings, ctx, source = _gather(opts, runner)
     if opts["tls"]:
         ctx["tls"] = opts["tls"]
+    ctx["allow_plaintext_auth"] = bool(opts["allow_plaintext_auth"])
     s = Settings(settings)
     try:
         relays = parse_relayhost(s.get("relayhost"))

@@ -21,8 +21,12 @@ IMPLICIT_TLS_PORTS = frozenset({465, 2465})
 STARTTLS_PORTS = frozenset({25, 587, 2525, 2587})
 
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_SEPARATORS = re.compile(r"[,\s]+")
+# Characters that must never reach a Postfix file: C0/C1 controls and every character Python (or an
+# editor) treats as a line boundary. Postfix itself splits main.cf and maps on "\n" only, so a value holding
+# one of them is read by Postfix one way and by every other tool another way.
+UNSAFE_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# What separates relayhost destinations and list values in main.cf: commas and white space.
+SEPARATORS = re.compile(r"[,\s]+")
 
 # Regions with an SES SMTP endpoint (email-smtp.REGION.amazonaws.com), from the SES endpoint table.
 SES_SMTP_REGIONS = frozenset(
@@ -50,9 +54,13 @@ def _fail(value, problem: str, accepted: str = "") -> RelayhostError:
     return RelayhostError(text, value=value)
 
 
+def has_unsafe_characters(value: str) -> bool:
+    return bool(UNSAFE_CHARACTERS.search(value))
+
+
 def reject_control_characters(field: str, value: str) -> None:
     """A newline would end the main.cf line and start another parameter: never let one through."""
-    if _CONTROL.search(value):
+    if has_unsafe_characters(value):
         raise SmtpRelayError(
             f"{field} contains a control character (newline, tab...): {value!r}; "
             "Postfix settings must be a single line of printable text",
@@ -81,7 +89,7 @@ def parse_port(text, value=None) -> int:
         raise _fail(shown, f"port {text!r} is not a number", "a port is 1-65535 or one of " + ", ".join(SERVICES))
     if isinstance(text, int):
         port = text
-    elif isinstance(text, str) and text.isdigit():
+    elif isinstance(text, str) and text.isascii() and text.isdigit():
         port = int(text)
     elif isinstance(text, str) and text in SERVICES:
         return SERVICES[text]
@@ -143,15 +151,18 @@ def parse_relayhost(value) -> list[dict]:
         return []
     if not isinstance(value, str):
         raise RelayhostError(f"relayhost must be a string, got {type(value).__name__}", value=repr(value))
-    if _CONTROL.search(value):
+    if has_unsafe_characters(value):
         raise _fail(value, "it contains a control character (newline, tab...)", "a relayhost is one line of text")
     result = []
-    for token in _SEPARATORS.split(value.strip()):
-        if not token:
-            continue
+    for token in relay_tokens(value):
         parse = _parse_bracketed if token.startswith("[") else _parse_bare
         result.append(parse(token, value))
     return result
+
+
+def relay_tokens(relayhost: str) -> list[str]:
+    """The relayhost destinations exactly as written: Postfix looks SASL map keys up by this text."""
+    return [t for t in SEPARATORS.split(relayhost.strip()) if t]
 
 
 def _format_one(relay) -> str:

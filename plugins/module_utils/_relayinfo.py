@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import json
 import os
-import re
 import stat
 import time
 
@@ -25,8 +24,13 @@ from ansible_collections.smtp.relay.plugins.module_utils._postconf import (
     read_nondefault,
 )
 from ansible_collections.smtp.relay.plugins.module_utils._postconf import postfix_version as read_postfix_version
-from ansible_collections.smtp.relay.plugins.module_utils._relayhost import RelayhostError, parse_relayhost
-from ansible_collections.smtp.relay.plugins.module_utils._rules import Settings, relay_tokens
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost import (
+    SEPARATORS,
+    RelayhostError,
+    parse_relayhost,
+    relay_tokens,
+)
+from ansible_collections.smtp.relay.plugins.module_utils._rules import Settings
 
 MAP_PARAMETERS = (
     "smtp_sasl_password_maps",
@@ -65,13 +69,12 @@ FILE_MAP_TYPES = (*INDEX_SUFFIX, "dbm", "regexp", "pcre", "cidr")
 LOOPBACK = {"loopback-only", "localhost", "127.0.0.1", "::1", "[::1]"}
 QUEUES = ("active", "deferred", "hold", "incoming", "maildrop")
 TOP_REASONS = 5
-_WORDS = re.compile(r"[,\s]+")
 
 
 def map_references(value: str) -> list[tuple[str, str]]:
     """``hash:/etc/postfix/sasl_passwd, proxy:lmdb:/x`` -> [(type, path)]; proxy: is only a transport."""
     result = []
-    for token in _WORDS.split(value or ""):
+    for token in SEPARATORS.split(value or ""):
         if not token or ":" not in token:
             continue
         map_type, _unused, path = token.removeprefix("proxy:").partition(":")
@@ -155,7 +158,7 @@ def relay_mode(relayhost: str, inet_interfaces: str, mydestination: str) -> str:
     """null_client (relays everything, receives nothing), satellite (relays, delivers locally) or other."""
     if not relayhost.strip():
         return "other"
-    loopback = set(_WORDS.split(inet_interfaces.strip().lower())) - {""} <= LOOPBACK
+    loopback = set(SEPARATORS.split(inet_interfaces.strip().lower())) - {""} <= LOOPBACK
     if loopback and not mydestination.strip():
         return "null_client"
     return "satellite"
@@ -314,7 +317,7 @@ def _same(field: str, expected, found, facts: dict) -> bool:
     if expected is None:
         return found in (None, "", [])
     if isinstance(expected, list):
-        items = found if isinstance(found, list) else [w for w in _WORDS.split(str(found or "")) if w]
+        items = found if isinstance(found, list) else [w for w in SEPARATORS.split(str(found or "")) if w]
         return [str(x) for x in expected] == [str(x) for x in items]
     if isinstance(found, (int, float)) and not isinstance(expected, (int, float)):
         try:

@@ -18,10 +18,12 @@ import re
 from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, PASS, WARN, check
 from ansible_collections.smtp.relay.plugins.module_utils._relayhost import (
     IMPLICIT_TLS_PORTS,
+    SEPARATORS,
     STARTTLS_PORTS,
     RelayhostError,
     format_relayhost,
     parse_relayhost,
+    relay_tokens,
 )
 
 STAGE = "static"
@@ -130,8 +132,9 @@ BOOLEANS = frozenset(
 )  # fmt: skip
 
 _REFERENCE = re.compile(r"\$(?:\{(\w+)\}|\((\w+)\)|(\w+))")
-_WORDS = re.compile(r"[,\s]+")
-_MAP_TOKEN = re.compile(r"[,\s]+")
+# $name expansion is bounded: a crafted main.cf (a = $b$b, b = $c$c...) would otherwise grow exponentially.
+_MAX_DEPTH = 10
+_MAX_EXPANDED = 65536
 
 
 class Settings:
@@ -150,18 +153,27 @@ class Settings:
         return self.defaults.get(name, "")
 
     def get(self, name: str) -> str:
-        return self._expand(self.raw(name), 0).strip()
+        return self._expand(self.raw(name), 0)[:_MAX_EXPANDED].strip()
 
     def _expand(self, value: str, depth: int) -> str:
-        if depth > 10 or "$" not in value:
+        if depth > _MAX_DEPTH or "$" not in value or len(value) > _MAX_EXPANDED:
             return value
-        return _REFERENCE.sub(lambda m: self._expand(self.raw(next(g for g in m.groups() if g)), depth + 1), value)
+        budget = [_MAX_EXPANDED]
+
+        def one(match) -> str:
+            if budget[0] <= 0:
+                return ""
+            text = self._expand(self.raw(next(g for g in match.groups() if g)), depth + 1)[: budget[0]]
+            budget[0] -= len(text)
+            return text
+
+        return _REFERENCE.sub(one, value)
 
     def flag(self, name: str) -> bool:
         return self.get(name).lower() == "yes"
 
     def words(self, name: str) -> list[str]:
-        return [w for w in _WORDS.split(self.get(name).lower()) if w]
+        return [w for w in SEPARATORS.split(self.get(name).lower()) if w]
 
     def tls_level(self) -> str:
         """Effective smtp_tls_security_level, with the obsolete smtp_use_tls/smtp_enforce_tls when it is empty."""
@@ -211,9 +223,28 @@ def plugin_mechanisms(plugin_names) -> set[str]:
     return {mech for name in plugin_names for mech in SASL_PLUGINS.get(name, (name.upper(),))}
 
 
-def relay_tokens(relayhost: str) -> list[str]:
-    """The relayhost destinations exactly as written: Postfix looks SASL keys up by this text."""
-    return [t for t in _MAP_TOKEN.split(relayhost.strip()) if t]
+def tls_parameters(mode: str, verify: bool, ca_file: str = "") -> dict:
+    """The one translation of a TLS mode (starttls | implicit | none) into main.cf parameters.
+
+    ``verify`` checks the relay's certificate against ``ca_file`` and the name the client connected to
+    (level ``secure`` with the host name sent as SNI); otherwise the connection is only encrypted.
+    ``None`` values remove a parameter that another mode would have set.
+    """
+    if mode == "none":
+        return {
+            "smtp_tls_security_level": "none",
+            "smtp_tls_wrappermode": "no",
+            "smtp_tls_CAfile": None,
+            "smtp_tls_servername": None,
+            "smtp_tls_loglevel": None,
+        }
+    return {
+        "smtp_tls_security_level": "secure" if verify else "encrypt",
+        "smtp_tls_wrappermode": "yes" if mode == "implicit" else "no",
+        "smtp_tls_loglevel": "1",
+        "smtp_tls_CAfile": ca_file if verify else None,
+        "smtp_tls_servername": "hostname" if verify else None,
+    }
 
 
 def _relayhost_rules(s: Settings, ctx: dict) -> tuple[list, list]:
@@ -450,12 +481,13 @@ def _sasl_rules(s: Settings, raw_relayhost: str, relays: list, ctx: dict) -> lis
         )
     level = s.tls_level()
     if level == "none":
+        allowed = bool(ctx.get("allow_plaintext_auth"))
         out.append(
             check(
                 "sasl.without_encryption",
-                FAIL,
-                "smtp_sasl_auth_enable = yes over an unencrypted connection: the password would cross the network "
-                "in clear (smtp_tls_security_level = none)",
+                WARN if allowed else FAIL,
+                "smtp_sasl_auth_enable = yes over an unencrypted connection: the password crosses the network "
+                "in clear (smtp_tls_security_level = none)" + (", as explicitly allowed" if allowed else ""),
                 STAGE,
                 "set smtp_tls_security_level = encrypt or verify",
                 parameter="smtp_tls_security_level",
@@ -589,6 +621,11 @@ def _other_service(name: str, match: str) -> bool:
     return any(name.startswith(p) != match.startswith(p) for p in _SERVICE_PREFIXES)
 
 
+def parameter_checks(settings: dict, context: dict | None = None) -> list[dict]:
+    """Only the rules about parameter names and booleans (what postconf checks before writing)."""
+    return _parameter_rules(Settings(settings), context or {})
+
+
 def _parameter_rules(s: Settings, ctx: dict) -> list:
     out = []
     known = ctx.get("known_parameters")
@@ -648,7 +685,8 @@ def _parameter_rules(s: Settings, ctx: dict) -> list:
 def static_checks(settings: dict, context: dict | None = None) -> list[dict]:
     """All static rules over main.cf ``settings``; ``context`` keys (all optional):
 
-    ``tls`` (mode asked for), ``sasl_keys`` (SASL map keys; None: unknown), ``offered_mechanisms`` (AUTH after
+    ``tls`` (mode asked for), ``allow_plaintext_auth`` (SASL without TLS is a warning, not a failure),
+    ``sasl_keys`` (SASL map keys; None: unknown), ``offered_mechanisms`` (AUTH after
     TLS, from a probe), ``tls_active``, ``sasl_plugins`` (installed Cyrus client plugin names; None: unknown),
     ``known_parameters`` and ``boolean_parameters`` (from ``postconf -d``), ``configured`` (names set in main.cf,
     when ``settings`` also holds defaults: only these are checked for typos, obsolete names and booleans),

@@ -70,8 +70,14 @@ options:
       - With V(true) and no O(username), the credentials stored in the host's SASL map for the relayhost are used
         (read as root, sent only to the relay).
     type: bool
+  allow_plaintext_auth:
+    description:
+      - SASL over a connection without TLS is a warning instead of a failure (check C(sasl.without_encryption)), as
+        with the C(smtp.relay.postfix) role's C(postfix_relay_allow_plaintext_auth).
+    type: bool
+    default: false
   timeout:
-    description: Seconds each stage (lookup, connect, each SMTP command, handshake) may take.
+    description: Seconds each stage (lookup, connect, each SMTP command, handshake) may take; at most 300.
     type: float
     default: 10.0
   mail_from:
@@ -304,6 +310,7 @@ def main():
             "username": {"type": "str"},
             "password": {"type": "str", "no_log": True},
             "auth": {"type": "bool"},
+            "allow_plaintext_auth": {"type": "bool", "default": False},
             "timeout": {"type": "float", "default": DEFAULT_TIMEOUT},
             "mail_from": {"type": "str"},
             "rcpt_to": {"type": "list", "elements": "str"},

@@ -67,7 +67,7 @@ class FakePostfix:
             return None, f"postconf: fatal: open {path}: No such file or directory"
         values: dict[str, str] = {}
         last = None
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
             for number, raw in enumerate(handle, 1):
                 line = raw.rstrip("\n")
                 if not line.strip() or line.lstrip().startswith("#"):

@@ -48,7 +48,7 @@ def test_unknown_name_fails_with_hint(run_module, fake, config_dir):
     before = (config_dir / "main.cf").read_bytes()
     result = run_module(module.main, {"settings": {"relayhst": "[r]:587"}, "config_dir": str(config_dir)})
     assert result["failed"] is True
-    assert "relayhst (did you mean relayhost?)" in result["msg"]
+    assert "did you mean relayhost? (params.mistyped)" in result["msg"]
     assert result["unknown_parameters"] == ["relayhst"]
     assert (config_dir / "main.cf").read_bytes() == before
 

@@ -54,7 +54,7 @@ def test_preflight_failure_names_the_parameter(run_module):
         ({"relayhost": "[a.example]:587", "tls": "tls13"}, "value of tls must be one of: starttls, implicit, none"),
         ({"relayhost": "[a.example]:0"}, "port 0 is outside 1-65535"),
         ({"relayhost": "[a.example]:587\nx"}, "control character"),
-        ({"relayhost": "[a.example]:587", "timeout": 0}, "timeout must be more than 0 seconds"),
+        ({"relayhost": "[a.example]:587", "timeout": 0}, "timeout must be more than 0 and at most 300 seconds"),
         ({"relayhost": "[a.example]:587", "username": "u"}, "parameters are required together: username, password"),
     ],
 )
