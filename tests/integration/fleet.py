@@ -49,14 +49,35 @@ def on_host(name: str, *command) -> str:
     return podman("exec", name, *command).stdout
 
 
-def play(workdir: Path, hosts: list[str], playbook: str, variables: dict, *options, check_mode=False):
+def host_state(name: str) -> str:
+    """What a refused run must leave alone: Postfix's files, the mail name, the package and the service."""
+    script = (
+        "cd /etc/postfix 2>/dev/null && find . -type f | sort | xargs -r sha256sum; "
+        "sha256sum /etc/mailname 2>/dev/null; dpkg-query -W -f='${Status}\\n' postfix 2>&1; "
+        "systemctl is-active postfix 2>&1; systemctl is-enabled postfix 2>&1; true"
+    )
+    return podman("exec", name, "sh", "-c", script).stdout
+
+
+def ini_inventory(workdir: Path, hosts: list[str], variables: dict) -> Path:
+    """An INI inventory: every variable reaches Ansible as a string, as from a real INI file or -e."""
+    inventory = workdir / "inventory.ini"
+    words = " ".join(f"{k}={v}" for k, v in variables.items())
+    inventory.write_text("".join(f"{h} ansible_connection=containers.podman.podman {words}\n" for h in hosts))
+    inventory.chmod(0o600)
+    return inventory
+
+
+def play(workdir: Path, hosts: list[str], playbook: str, variables: dict, *options, check_mode=False, inventory=None):
     """Run a playbook on the hosts; return (rc, {host: [changed task names]}, output).
 
     The output is the raw output followed by the failure messages alone, one a line, after "FAILURES:".
+    ``inventory`` replaces the generated YAML inventory (then ``variables`` may be empty).
     """
-    inventory = workdir / "inventory.yml"
-    host_vars = {h: {"ansible_connection": "containers.podman.podman"} for h in hosts}
-    inventory.write_text(yaml.safe_dump({"all": {"hosts": host_vars}}))
+    if inventory is None:
+        inventory = workdir / "inventory.yml"
+        host_vars = {h: {"ansible_connection": "containers.podman.podman"} for h in hosts}
+        inventory.write_text(yaml.safe_dump({"all": {"hosts": host_vars}}))
     extra = workdir / "vars.yml"
     extra.write_text(yaml.safe_dump(variables))
     extra.chmod(0o600)
