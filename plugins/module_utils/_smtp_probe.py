@@ -7,16 +7,31 @@ Stages: DNS (MX when the relayhost asks for it, then A/AAAA), TCP, banner, EHLO,
 certificate (chain, name as Postfix matches it, SNI, expiry), AUTH mechanisms, optional AUTH, optional
 MAIL FROM / RCPT TO, optional test message. Every outside effect goes through a ``Network`` object so that
 unit tests can replace DNS and sockets. Passwords are used on the wire only, never put in a check.
+
+Bounds, whatever the relay does (a tarpit dripping one byte at a time, a flood, garbage, silence):
+
+- Time: every stage - each DNS lookup, each TCP connection attempt, the TLS handshake, and each SMTP command
+  with its whole (multi-line) reply, the greeting included - ends within ``timeout`` seconds; the whole probe
+  ends within ``PROBE_DEADLINE_FACTOR`` (6) x ``timeout``: a stage still running then fails as a timeout and
+  the rest is skipped. Deadlines are kept on the monotonic clock by ``_Clock``, and every read and write of
+  a session goes through it (``_Client.send``, ``_ReplyReader``), so a reply that trickles in cannot restart
+  the socket timeout one byte at a time. Closing the sockets may add a moment to either bound.
+- Size: one reply is at most ``MAX_REPLY_BYTES`` (64 KiB) in all and ``MAX_LINE_BYTES`` (8 KiB) per line;
+  a larger one fails the stage (``<stage>.reply_too_large``) without being held in memory.
+- Text: non-ASCII addresses go out only with SMTPUTF8 (RFC 6531) and fail their check when the relay does
+  not offer it; a non-ASCII EHLO name fails the EHLO check; user names and passwords go out as UTF-8.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime
 import email.message
 import email.utils
 import errno
 import hashlib
+import hmac
 import os
 import re
 import smtplib
@@ -33,6 +48,10 @@ from ansible_collections.smtp.relay.plugins.module_utils._relayhost import IMPLI
 
 EXPIRY_WARN_DAYS = 14
 MAX_ADDRESSES = 5
+PROBE_DEADLINE_FACTOR = 6  # the whole probe ends within this many times the stage timeout
+MAX_REPLY_BYTES = 64 * 1024  # one SMTP reply, all its lines together
+MAX_LINE_BYTES = 8192  # one reply line, as smtplib (and RFC 5321's 512 with plenty of room)
+MAX_AUTH_CHALLENGES = 5
 
 # Ports each provider listens on, by host name suffix: (STARTTLS ports, implicit TLS ports).
 PROVIDER_PORTS = {
@@ -183,12 +202,129 @@ class ProbeResult:
         return self.auth.get("offered")
 
 
-class _Client(smtplib.SMTP):
-    """smtplib over a socket we opened (and maybe wrapped) ourselves, so every stage is ours to time."""
+class ProbeLimit(Exception):
+    """The relay overran one of the probe's bounds; ``kind`` ends the failed check's id (``tls.timeout``).
 
-    def __init__(self, sock, timeout: float, ehlo_name: str):
-        super().__init__(local_hostname=ehlo_name, timeout=timeout)
+    Not an OSError (as SMTPException is), so that smtplib does not turn it into SMTPServerDisconnected.
+    """
+
+    kind = "limit"
+
+
+class StageTimeout(ProbeLimit):
+    kind = "timeout"
+
+
+class ReplyTooLarge(ProbeLimit):
+    kind = "reply_too_large"
+
+
+class _Clock:
+    """The probe's deadlines on the monotonic clock: one per stage, all under one for the whole probe."""
+
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+        self.total = PROBE_DEADLINE_FACTOR * timeout
+        self.probe_end = time.monotonic() + self.total
+        self.end = self.probe_end
+        self.start()
+
+    def start(self):
+        """A new stage begins: it has ``timeout`` seconds, or what is left of the probe's, if less."""
+        self.end = min(time.monotonic() + self.timeout, self.probe_end)
+
+    def remaining(self) -> float:
+        """Seconds left in this stage; StageTimeout when none are."""
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise StageTimeout(self.reason())
+        return left
+
+    def reason(self) -> str:
+        if self.end >= self.probe_end:
+            return f"the probe's overall deadline ({PROBE_DEADLINE_FACTOR} x timeout = {self.total:g}s) passed"
+        return f"no complete answer within {self.timeout:g}s"
+
+
+class _ReplyReader:
+    """The file smtplib reads replies from: each recv waits only until the stage deadline; replies are bounded.
+
+    smtplib's own file (``sock.makefile``) would restart the socket timeout at every recv, so a relay that
+    drips a byte a second never times out, and would keep a reply of any number of lines.
+    """
+
+    def __init__(self, client: _Client):
+        self.client = client
+        self.buffer = bytearray()
+        self.budget = MAX_REPLY_BYTES
+
+    def new_reply(self):
+        self.budget = MAX_REPLY_BYTES
+
+    def readline(self, limit: int = -1) -> bytes:
+        """One line of at most ``MAX_LINE_BYTES`` (line end included; smtplib asks for one byte more)."""
+        limit = MAX_LINE_BYTES if limit < 0 else min(limit, MAX_LINE_BYTES)
+        while True:
+            newline = self.buffer.find(b"\n", 0, limit)
+            if newline >= 0:
+                end = newline + 1
+                break
+            if len(self.buffer) >= limit:
+                raise ReplyTooLarge(f"a reply line longer than {limit} bytes")
+            chunk = self._recv()
+            if not chunk:
+                end = len(self.buffer)  # the relay hung up: what came is the last (maybe partial) line
+                break
+            self.buffer += chunk
+        line = bytes(self.buffer[:end])
+        del self.buffer[:end]
+        self.budget -= len(line)
+        if self.budget < 0:
+            raise ReplyTooLarge(f"a reply longer than {MAX_REPLY_BYTES // 1024} KiB")
+        return line
+
+    def _recv(self) -> bytes:
+        sock, clock = self.client.sock, self.client.clock
+        if sock is None:
+            raise smtplib.SMTPServerDisconnected("not connected")
+        sock.settimeout(clock.remaining())
+        try:
+            return sock.recv(4096)
+        except TimeoutError:
+            raise StageTimeout(clock.reason()) from None
+
+    def close(self):
+        self.buffer.clear()
+
+
+class _Client(smtplib.SMTP):
+    """smtplib over a socket we opened (and maybe wrapped) ourselves, every exchange bounded by the probe's clock.
+
+    Each command sent starts a stage on the clock (so does the client itself, for the greeting); the reply is
+    read through ``_ReplyReader`` within that stage's deadline.
+    """
+
+    def __init__(self, sock, clock: _Clock, ehlo_name: str):
+        super().__init__(local_hostname=ehlo_name, timeout=clock.timeout)
         self.sock = sock
+        self.clock = clock
+        clock.start()
+
+    def send(self, s):
+        self.clock.start()
+        if self.sock is not None:
+            self.sock.settimeout(self.clock.remaining())
+        try:
+            super().send(s)
+        except smtplib.SMTPServerDisconnected:
+            self.clock.remaining()  # a send cut short by the deadline is a timeout, not a hang-up
+            raise
+
+    def getreply(self):
+        if self.file is None:
+            self.file = _ReplyReader(self)
+        self.file.new_reply()
+        return super().getreply()
 
     def forget_ehlo(self):
         # What smtplib.starttls() does after the handshake: the server's EHLO answer no longer counts.
@@ -196,6 +332,34 @@ class _Client(smtplib.SMTP):
         self.helo_resp = self.ehlo_resp = None
         self.esmtp_features = {}
         self.does_esmtp = False
+
+    def auth(self, mechanism, authobject, *, initial_response_ok=True):
+        """smtplib's AUTH exchange, but credentials go out as UTF-8 (RFC 4616; what Cyrus SASL sends for Postfix).
+
+        smtplib encodes them as ASCII and raises UnicodeEncodeError on any other character.
+        """
+        mechanism = mechanism.upper()
+        initial = authobject() if initial_response_ok else None
+        # smtplib's auth_login() tells the user name from the password by this count.
+        self._auth_challenge_count = 0 if initial is None else 1
+        if initial is not None:
+            code, resp = self.docmd("AUTH", f"{mechanism} {base64.b64encode(initial.encode()).decode()}")
+        else:
+            code, resp = self.docmd("AUTH", mechanism)
+        while code == 334:
+            self._auth_challenge_count += 1
+            if self._auth_challenge_count > MAX_AUTH_CHALLENGES:
+                raise smtplib.SMTPException(f"AUTH {mechanism}: the relay keeps sending challenges")
+            challenge = base64.b64decode(resp)
+            code, resp = self.docmd(base64.b64encode(authobject(challenge).encode()).decode())
+        if code in (235, 503):
+            return code, resp
+        raise smtplib.SMTPAuthenticationError(code, resp)
+
+    def auth_cram_md5(self, challenge=None):
+        if challenge is None:
+            return None
+        return self.user + " " + hmac.HMAC(self.password.encode(), challenge, "md5").hexdigest()
 
 
 class _StageFailed(Exception):
@@ -294,6 +458,14 @@ class Probe:
         self.now = now or (lambda: datetime.datetime.now(datetime.UTC))
         self.result = ProbeResult()
         self.reported: set = set()
+        self.clock = _Clock(spec.timeout)  # started again by run()
+        self.current = ("dns.address", "DNS", time.monotonic())  # the stage a limit failure is reported under
+
+    def begin(self, base_id: str, what: str) -> float:
+        """Enter a stage: base id and words for a limit failure in it; returns when it started (for elapsed_ms)."""
+        started = time.monotonic()
+        self.current = (base_id, what, started)
+        return started
 
     # -- bookkeeping -------------------------------------------------------------------------------
     def add(
@@ -303,6 +475,19 @@ class Probe:
             extra["elapsed_ms"] = round((time.monotonic() - started) * 1000, 1)
         self.reported.add(base_id)
         self.result.checks.append(check(check_id, status, message, stage, hint, **extra))
+
+    def limit_failed(self, error: ProbeLimit):
+        """The relay overran a bound in the current stage: fail it as ``<stage>.timeout`` / ``.reply_too_large``."""
+        base_id, what, started = self.current
+        stage = dict((b, s) for s, b in STAGES).get(base_id, base_id.split(".")[0])
+        if isinstance(error, StageTimeout):
+            hint = (
+                "the relay, or something on the way, stalls or answers too slowly (a tarpit, an overloaded relay, "
+                "a firewall dropping packets mid-session); raise timeout only if it is merely slow"
+            )
+        else:
+            hint = "no SMTP server sends that much: check that this port runs an SMTP service"
+        self.add(base_id, f"{stage}.{error.kind}", FAIL, f"{what}: {error}", stage, hint=hint, started=started)
 
     def skip_rest(self, reason: str):
         for stage, base_id in STAGES:
@@ -324,6 +509,7 @@ class Probe:
 
     # -- stages ------------------------------------------------------------------------------------
     def run(self) -> ProbeResult:
+        self.clock = _Clock(self.spec.timeout)
         try:
             addresses = self.dns()
             sock = self.tcp(addresses)
@@ -331,14 +517,22 @@ class Probe:
             try:
                 self.auth_stage(client)
                 self.envelope(client)
+            except ProbeLimit:
+                client.close()  # no QUIT: the relay is past answering in time
+                raise
             finally:
-                with contextlib.suppress(Exception):
-                    client.quit()
+                if client.sock is not None:
+                    with contextlib.suppress(Exception):
+                        client.quit()  # bounded like any command
                 client.close()
         except _StageFailed as e:
             self.skip_rest(str(e))
-        except (OSError, smtplib.SMTPException) as e:
-            # The relay hung up or stopped answering mid-session: say where, then skip what is left.
+        except ProbeLimit as e:
+            self.limit_failed(e)
+            self.skip_rest("the relay overran the probe's bounds")
+        except (OSError, smtplib.SMTPException, ValueError) as e:
+            # The relay hung up, stopped answering or said something unusable mid-session (ValueError: bad
+            # base64 in an AUTH challenge, text that does not encode): say where, then skip what is left.
             self.add("probe.error", "probe.error", FAIL, f"the session broke off: {type(e).__name__}: {e}", "smtp")
             self.skip_rest("the session broke off")
         self.skip_rest("not asked for")
@@ -348,9 +542,10 @@ class Probe:
         spec = self.spec
         server = spec.host
         if spec.mx_lookup:
-            started = time.monotonic()
+            started = self.begin("dns.mx", f"MX lookup of {spec.host}")
+            self.clock.start()
             try:
-                records = self.net.mx(spec.host, spec.timeout)
+                records = self.net.mx(spec.host, self.clock.remaining())
             except LookupUnknown as e:
                 self.add(
                     "dns.mx",
@@ -388,9 +583,10 @@ class Probe:
         if spec.is_ip:
             self.add("dns.address", "dns.address", SKIP, f"{server} is an IP address: no lookup", "dns")
             return [server]
-        started = time.monotonic()
+        started = self.begin("dns.address", f"address lookup of {server}")
+        self.clock.start()
         try:
-            addresses = self.net.addresses(server, spec.timeout)
+            addresses = self.net.addresses(server, self.clock.remaining())
         except LookupUnknown as e:
             self.add(
                 "dns.address",
@@ -428,9 +624,13 @@ class Probe:
         spec = self.spec
         failures = []
         for address in addresses:
-            started = time.monotonic()
+            started = self.begin("tcp.connect", f"connecting to {address} port {spec.port}")
+            self.clock.start()
             try:
-                sock = self.net.connect(address, spec.port, spec.timeout)
+                sock = self.net.connect(address, spec.port, self.clock.remaining())
+            except StageTimeout as e:  # the probe's overall deadline passed: no more addresses to try
+                failures.append((address, "timeout", str(e)))
+                break
             except TimeoutError:
                 failures.append((address, "timeout", f"no answer within {spec.timeout:g}s"))
             except ConnectionRefusedError:
@@ -508,7 +708,7 @@ class Probe:
                     self.add(base_id, base_id, SKIP, "skipped: TLS is off (tls=none)", stage)
         if spec.tls == "implicit":
             sock = self.handshake(sock, context, loose)
-        client = _Client(sock, spec.timeout, spec.ehlo_name)
+        client = _Client(sock, self.clock, spec.ehlo_name)
         try:
             self.banner(client)
             self.ehlo(client)
@@ -521,28 +721,42 @@ class Probe:
 
     def banner(self, client: _Client):
         spec = self.spec
-        started = time.monotonic()
-        client.sock.settimeout(spec.timeout)
+        started = self.begin("smtp.banner", "the greeting")
         try:
             code, text = client.getreply()
-        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as e:
+        except ReplyTooLarge:
+            raise  # smtp.reply_too_large, from run()
+        except (StageTimeout, smtplib.SMTPServerDisconnected, OSError) as e:
+            timed_out = isinstance(e, StageTimeout)
             implicit_hint = (
                 "the port may speak implicit TLS: use tls=implicit / smtp_tls_wrappermode = yes"
-                if spec.tls != "implicit" and (spec.port in IMPLICIT_TLS_PORTS or isinstance(e, TimeoutError))
+                if spec.tls != "implicit" and (spec.port in IMPLICIT_TLS_PORTS or timed_out)
                 else "check that this port runs an SMTP service"
             )
-            what = "no greeting" if isinstance(e, TimeoutError) else "the connection closed before the greeting"
             self.add(
                 "smtp.banner",
                 "smtp.no_banner",
                 FAIL,
-                f"{what} within {spec.timeout:g}s",
+                f"the greeting: {e}" if timed_out else "the connection closed before the greeting",
                 "smtp",
                 hint=implicit_hint,
                 started=started,
             )
             raise _StageFailed("no SMTP greeting") from None
         text = _reply_text(text)
+        if code == -1:
+            # smtplib's code for a reply that does not start with three digits.
+            self.add(
+                "smtp.banner",
+                "smtp.not_smtp",
+                FAIL,
+                f"the relay's greeting is not SMTP: {text!r}",
+                "smtp",
+                hint="check that this port runs an SMTP service"
+                + ("" if spec.tls == "implicit" else "; if it speaks TLS at once, use tls=implicit"),
+                started=started,
+            )
+            raise _StageFailed("the relay does not speak SMTP")
         if code != 220:
             self.add(
                 "smtp.banner",
@@ -557,10 +771,27 @@ class Probe:
         self.add("smtp.banner", "smtp.banner", PASS, f"220 {text}", "smtp", started=started, banner=text)
 
     def ehlo(self, client: _Client, after_tls: bool = False):
-        started = time.monotonic()
-        client.sock.settimeout(self.spec.timeout)
+        name = self.spec.ehlo_name
+        started = self.begin("smtp.ehlo", "EHLO after STARTTLS" if after_tls else "EHLO")
+        if not (name.isascii() and name.isprintable() and name and " " not in name):
+            try:
+                alabel = name.encode("idna").decode("ascii")
+            except UnicodeError:
+                alabel = None
+            self.add(
+                "smtp.ehlo",
+                "smtp.ehlo_name_invalid",
+                FAIL,
+                f"the EHLO name {name!r} is not a domain name in ASCII, as SMTP requires",
+                "smtp",
+                hint="set smtp_helo_name / myhostname (or ehlo_name) to the host's name"
+                + (f" in its ASCII form, {alabel}" if alabel and alabel != name else ""),
+            )
+            raise _StageFailed("the EHLO name is not ASCII")
         try:
-            code, text = client.ehlo(self.spec.ehlo_name)
+            code, text = client.ehlo(name)
+        except ProbeLimit:
+            raise  # smtp.timeout / smtp.reply_too_large, from run()
         except (OSError, smtplib.SMTPException) as e:
             code, text = 0, str(e)
         if code != 250:
@@ -568,7 +799,7 @@ class Probe:
                 "smtp.ehlo",
                 "smtp.ehlo_rejected",
                 FAIL,
-                f"EHLO {self.spec.ehlo_name} answered {code} {_reply_text(text)}",
+                f"EHLO {name} answered {code} {_reply_text(text)}",
                 "smtp",
                 hint="check smtp_helo_name / myhostname",
                 started=started,
@@ -585,9 +816,18 @@ class Probe:
                 extensions=sorted(client.esmtp_features),
             )
 
+    @staticmethod
+    def send_starttls(client: _Client):
+        """The one STARTTLS command of the probe: anything but 220 raises SMTPResponseException."""
+        code, text = client.docmd("STARTTLS")
+        if code != 220:
+            raise smtplib.SMTPResponseException(code, text)
+        # Nothing the relay sent before the handshake may be read as if it came through TLS (CVE-2011-0411).
+        client.file = None
+
     def starttls(self, client: _Client, context, loose):
         spec = self.spec
-        started = time.monotonic()
+        started = self.begin("tls.handshake", "STARTTLS")
         if not client.has_extn("starttls"):
             status = FAIL if spec.tls_required else WARN
             self.add(
@@ -605,40 +845,40 @@ class Probe:
                 if stage == "cert":
                     self.add(base_id, base_id, SKIP, "skipped: no TLS", stage)
             return
-        client.sock.settimeout(spec.timeout)
-        code, text = client.docmd("STARTTLS")
-        if code != 220:
+        try:
+            self.send_starttls(client)
+        except smtplib.SMTPResponseException as e:
             self.add(
                 "tls.handshake",
                 "tls.starttls_refused",
                 FAIL,
-                f"STARTTLS answered {code} {_reply_text(text)}",
+                f"STARTTLS answered {e.smtp_code} {_reply_text(e.smtp_error)}",
                 "tls",
                 started=started,
             )
-            raise _StageFailed("STARTTLS refused")
+            raise _StageFailed("STARTTLS refused") from None
         client.sock = self.handshake(client.sock, context, loose, started)
         client.forget_ehlo()
         self.ehlo(client, after_tls=True)
 
     def handshake(self, sock, context, loose, started=None):
-        spec = self.spec
-        started = started or time.monotonic()
-        sock.settimeout(spec.timeout)
+        started = time.monotonic() if started is None else started
+        self.current = ("tls.handshake", "the TLS handshake", started)
         try:
-            tls_sock = context.wrap_socket(sock, server_hostname=self.sni())
+            tls_sock = self.wrap(context, sock, self.sni())
         except ssl.SSLCertVerificationError as e:
             sock.close()
             if "tls.handshake" not in self.reported:
                 self.record_untrusted(e)
             return self.reopen_unverified(loose)
-        except (ssl.SSLError, OSError) as e:
+        except StageTimeout:
+            sock.close()
+            raise  # tls.timeout, from run()
+        except (ssl.SSLError, OSError, ValueError) as e:
             sock.close()
             text = str(e)
             if "WRONG_VERSION_NUMBER" in text.upper() or "wrong version number" in text:
                 hint = "the port does not speak TLS right away: use tls=starttls / smtp_tls_wrappermode = no"
-            elif isinstance(e, TimeoutError):
-                hint = "the handshake timed out: is this really a TLS port?"
             else:
                 hint = "compare smtp_tls_mandatory_protocols and ciphers with what the relay supports"
             self.add(
@@ -667,28 +907,50 @@ class Probe:
             hint="give the relay's CA in smtp_tls_CAfile / ca_file, or fix the relay's chain",
         )
 
+    def reconnect_for_tls(self) -> socket.socket:
+        """A new connection to the relay, ready for a TLS handshake: after greeting, EHLO and STARTTLS if starttls.
+
+        Unrecorded (the first session reported those stages); each step is a stage on the clock. Raises OSError,
+        smtplib.SMTPException or ProbeLimit.
+        """
+        spec = self.spec
+        self.clock.start()
+        sock = self.net.connect(self.result.address, spec.port, self.clock.remaining())
+        if spec.tls != "starttls":
+            return sock
+        try:
+            client = _Client(sock, self.clock, spec.ehlo_name)
+            code, text = client.getreply()
+            if code != 220:
+                raise smtplib.SMTPResponseException(code, text)
+            code, text = client.ehlo(spec.ehlo_name)
+            if code != 250:
+                raise smtplib.SMTPResponseException(code, text)
+            self.send_starttls(client)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def wrap(self, context, sock, sni: str | None) -> ssl.SSLSocket:
+        """The TLS handshake as one stage: CPython bounds all of it by the socket timeout, not each read."""
+        self.clock.start()
+        try:
+            sock.settimeout(self.clock.remaining())
+            return context.wrap_socket(sock, server_hostname=sni)
+        except TimeoutError:
+            raise StageTimeout(self.clock.reason()) from None
+
     def reopen_unverified(self, loose):
         """After a failed verification, go on unverified to report what else there is to know."""
-        spec = self.spec
         try:
-            sock = self.net.connect(self.result.address, spec.port, spec.timeout)
-            if spec.tls == "implicit":
-                return self.handshake(sock, loose, loose)
-            client = _Client(sock, spec.timeout, spec.ehlo_name)
-            client.sock.settimeout(spec.timeout)
-            client.getreply()
-            client.ehlo(spec.ehlo_name)
-            client.docmd("STARTTLS")
-            raw = client.sock
-            if client.file:
-                client.file.close()
-            client.sock = client.file = None
-            return self.handshake(raw, loose, loose)
-        except (OSError, smtplib.SMTPException) as e:
+            sock = self.reconnect_for_tls()
+        except (OSError, smtplib.SMTPException, ProbeLimit) as e:
             self.add(
                 "tls.handshake", "tls.handshake_failed", FAIL, f"reconnecting without verification failed: {e}", "tls"
             )
             raise _StageFailed("TLS failed") from None
+        return self.handshake(sock, loose, loose)
 
     def record_tls(self, tls_sock, verified: bool, started):
         spec = self.spec
@@ -799,10 +1061,10 @@ class Probe:
             self.add("cert.sni", "cert.sni", SKIP, "the relay is an IP address: no SNI to compare", "cert")
             return
         other_sni = None if self.sni() else server
-        started = time.monotonic()
+        started = self.begin("cert.sni", "fetching the certificate a second time")
         try:
             other = self.fetch_certificate(other_sni)
-        except (OSError, smtplib.SMTPException, ssl.SSLError) as e:
+        except (OSError, smtplib.SMTPException, ProbeLimit) as e:
             self.add(
                 "cert.sni",
                 "cert.sni",
@@ -848,19 +1110,10 @@ class Probe:
             )
 
     def fetch_certificate(self, sni: str | None) -> bytes:
-        spec = self.spec
         _strict, loose = self.contexts()
-        sock = self.net.connect(self.result.address, spec.port, spec.timeout)
-        with contextlib.closing(sock):
-            if spec.tls == "starttls":
-                client = _Client(sock, spec.timeout, spec.ehlo_name)
-                client.getreply()
-                client.ehlo(spec.ehlo_name)
-                code, text = client.docmd("STARTTLS")
-                if code != 220:
-                    raise smtplib.SMTPResponseException(code, text)
-            with loose.wrap_socket(sock, server_hostname=sni) as tls_sock:
-                return tls_sock.getpeercert(binary_form=True)
+        sock = self.reconnect_for_tls()
+        with contextlib.closing(sock), self.wrap(loose, sock, sni) as tls_sock:
+            return tls_sock.getpeercert(binary_form=True)
 
     def auth_stage(self, client: _Client):
         spec = self.spec
@@ -914,11 +1167,12 @@ class Probe:
             return
         mechanism = usable[0]
         client.user, client.password = spec.username, spec.password
-        started = time.monotonic()
-        client.sock.settimeout(spec.timeout)
+        started = self.begin("auth.login", f"AUTH {mechanism}")
         method = getattr(client, "auth_" + mechanism.lower().replace("-", "_"))
         try:
             code, text = client.auth(mechanism, method, initial_response_ok=True)
+        except ProbeLimit:
+            raise  # auth.timeout / auth.reply_too_large, from run()
         except smtplib.SMTPAuthenticationError as e:
             self.add(
                 "auth.login",
@@ -930,7 +1184,8 @@ class Probe:
                 started=started,
             )
             return
-        except (OSError, smtplib.SMTPException) as e:
+        except (OSError, smtplib.SMTPException, ValueError) as e:
+            # ValueError: a challenge that is not base64 (binascii.Error).
             self.add("auth.login", "auth.error", FAIL, f"AUTH {mechanism} failed: {e}", "auth", started=started)
             return
         finally:
@@ -949,9 +1204,14 @@ class Probe:
         spec = self.spec
         if not spec.mail_from:
             return
-        started = time.monotonic()
-        client.sock.settimeout(spec.timeout)
-        code, text = client.mail(spec.mail_from)
+        started = self.begin("envelope.mail_from", "MAIL FROM")
+        # Non-ASCII addresses need SMTPUTF8 (RFC 6531), asked for on MAIL FROM whichever address needs it.
+        utf8 = not all(address.isascii() for address in (spec.mail_from, *spec.rcpt_to))
+        options = ["SMTPUTF8"] if utf8 and client.has_extn("smtputf8") else []
+        if not spec.mail_from.isascii() and not options:
+            self.smtputf8_missing("envelope.mail_from", [spec.mail_from], started)
+            raise _StageFailed("the sender needs SMTPUTF8")
+        code, text = client.mail(spec.mail_from, options)
         if code != 250:
             hint = (
                 "the relay wants AUTH first: configure credentials"
@@ -979,7 +1239,11 @@ class Probe:
         if not spec.rcpt_to:
             client.rset()
             return
-        started = time.monotonic()
+        started = self.begin("envelope.rcpt_to", "RCPT TO")
+        if utf8 and not options:
+            self.smtputf8_missing("envelope.rcpt_to", [r for r in spec.rcpt_to if not r.isascii()], started)
+            client.rset()
+            raise _StageFailed("a recipient needs SMTPUTF8")
         refused = []
         for rcpt in spec.rcpt_to:
             code, text = client.rcpt(rcpt)
@@ -1011,9 +1275,20 @@ class Probe:
             client.rset()
             self.add("message.sent", "message.sent", SKIP, "test message not sent in check mode", "message")
         else:
-            self.send(client)
+            self.send(client, smtputf8=bool(options))
 
-    def send(self, client: _Client):
+    def smtputf8_missing(self, base_id: str, addresses: list[str], started: float):
+        self.add(
+            base_id,
+            "envelope.smtputf8_required",
+            FAIL,
+            f"{', '.join(addresses)}: not ASCII, and the relay does not offer SMTPUTF8",
+            "envelope",
+            hint="use an ASCII address (IDNA form for the domain), or a relay that offers SMTPUTF8",
+            started=started,
+        )
+
+    def send(self, client: _Client, smtputf8: bool = False):
         spec = self.spec
         msg = email.message.EmailMessage()
         msg["From"] = spec.mail_from
@@ -1023,10 +1298,9 @@ class Probe:
         msg["Message-ID"] = email.utils.make_msgid(domain=spec.ehlo_name if "." in spec.ehlo_name else None)
         msg["X-Mailer"] = "smtp.relay.relay_check"
         msg.set_content(spec.body)
-        started = time.monotonic()
-        client.sock.settimeout(spec.timeout)
+        started = self.begin("message.sent", "DATA")
         try:
-            code, text = client.data(msg.as_bytes())
+            code, text = client.data(msg.as_bytes(policy=msg.policy.clone(utf8=True)) if smtputf8 else msg.as_bytes())
         except smtplib.SMTPDataError as e:
             code, text = e.smtp_code, e.smtp_error
         text = _reply_text(text)

@@ -77,7 +77,10 @@ options:
     type: bool
     default: false
   timeout:
-    description: Seconds each stage (lookup, connect, each SMTP command, handshake) may take; at most 300.
+    description:
+      - Seconds each stage (lookup, connect, each SMTP command with its whole reply, handshake) may take; at most 300.
+      - The whole probe ends within 6 times this, whatever the relay does (a relay that drips its replies byte by
+        byte fails the stage it stalls, as C(STAGE.timeout)).
     type: float
     default: 10.0
   mail_from:
@@ -203,6 +206,10 @@ checks:
       (C(auth.not_offered)), C(auth.login) (C(auth.rejected), C(auth.error)), C(envelope.mail_from)
       (C(envelope.sender_rejected)), C(envelope.rcpt_to) (C(envelope.recipient_rejected)), C(message.sent)
       (C(message.rejected)), and C(probe.error) when the session breaks off.
+    - A stage that runs out of time fails as C(smtp.timeout), C(tls.timeout), C(auth.timeout),
+      C(envelope.timeout) or C(message.timeout); a reply over 64 KiB (or a line over 8 KiB) as
+      C(STAGE.reply_too_large); a greeting that is not SMTP as C(smtp.not_smtp); an EHLO name that is not ASCII as
+      C(smtp.ehlo_name_invalid); a non-ASCII address to a relay without SMTPUTF8 as C(envelope.smtputf8_required).
   returned: always
   type: list
   elements: dict

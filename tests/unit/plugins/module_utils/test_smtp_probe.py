@@ -9,6 +9,8 @@ import pytest
 import trustme
 
 from ansible_collections.smtp.relay.plugins.module_utils._smtp_probe import (
+    MAX_LINE_BYTES,
+    MAX_REPLY_BYTES,
     ProbeSpec,
     alternative_ports_hint,
     certificate_summary,
@@ -256,3 +258,38 @@ def test_provider_ports_by_suffix():
     assert "2587" in alternative_ports_hint("email-smtp.us-east-1.amazonaws.com", 587)
     assert "587" in alternative_ports_hint("mail.example.test", 25)
     assert alternative_ports_hint("mail.example.test", 587) == ""
+
+
+@pytest.mark.parametrize(("length", "passes"), [(MAX_LINE_BYTES, True), (MAX_LINE_BYTES + 1, False)])
+def test_greeting_line_length_limit_counts_the_line_end(length, passes):
+    greeting = "220 " + "x" * (length - len("220 \r\n"))  # FakeRelay adds the CRLF
+    checks = by_base(probe(spec(), net(relay_kwargs={"greeting": greeting})))
+    if passes:
+        assert checks["smtp.banner"]["status"] == "pass"
+    else:
+        assert checks["smtp.reply_too_large"]["status"] == "fail"
+        assert f"longer than {MAX_LINE_BYTES} bytes" in checks["smtp.reply_too_large"]["message"]
+
+
+@pytest.mark.parametrize(("lines", "passes"), [(MAX_REPLY_BYTES // 1024, True), (MAX_REPLY_BYTES // 1024 + 1, False)])
+def test_multiline_reply_size_limit(lines, passes):
+    line = "x" * (1024 - len("220-\r\n"))
+    greeting = "\r\n".join([f"220-{line}"] * (lines - 1) + [f"220 {line}"])
+    checks = by_base(probe(spec(), net(relay_kwargs={"greeting": greeting})))
+    if passes:
+        assert checks["smtp.banner"]["status"] == "pass"
+    else:
+        assert checks["smtp.reply_too_large"]["status"] == "fail"
+        assert checks["smtp.ehlo"]["status"] == "skip"
+
+
+def test_garbage_greeting_is_not_smtp():
+    checks = by_base(probe(spec(), net(relay_kwargs={"greeting": "\x00\x01 hello \ufffd"})))
+    assert checks["smtp.not_smtp"]["status"] == "fail"
+
+
+def test_ehlo_name_with_a_space_or_control_character_is_refused_before_sending():
+    network = net()
+    checks = by_base(probe(spec(ehlo_name="host\r\nMAIL FROM:<x@y>"), network))
+    assert checks["smtp.ehlo_name_invalid"]["status"] == "fail"
+    assert "EHLO" not in network.relays[0].seen
