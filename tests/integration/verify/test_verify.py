@@ -97,6 +97,32 @@ def test_probe_false_checks_the_inventory_without_contacting_hosts(tmp_path, cam
     assert '"unreachable": true' not in output
 
 
+def test_probe_false_refuses_a_bad_choice_naming_the_variable(tmp_path, campus):
+    # The plan entry point has the role's argument spec: a bad choice is refused, not a bare KeyError.
+    ghost = ["smtprelay-verify-nonexistent"]
+    rc, _changed, output = fleet.play(
+        tmp_path, ghost, "smtp.relay.verify", {**campus, "postfix_relay_tls": "bogus"}, "-e", "probe=false"
+    )
+    assert rc != 0
+    assert "postfix_relay_tls" in fleet.failures(output), output
+    assert "KeyError" not in output
+
+
+def test_a_tls_override_in_postfix_main_cf_is_not_drift(tmp_path, hosts, campus):
+    # The plan holds postfix_main_cf like everything else: the host and the expectation agree.
+    wanted = {**campus, "postfix_main_cf": {"smtp_tls_security_level": "verify"}}
+    rc, _changed, output = fleet.play(tmp_path, [V1], "smtp.relay.configure", wanted)
+    assert rc == 0, output
+    try:
+        assert fleet.on_host(V1, "postconf", "-h", "smtp_tls_security_level").strip() == "verify"
+        rc, _changed, output = fleet.play(tmp_path, [V1], "smtp.relay.verify", wanted)
+        assert rc == 0, output
+        assert table(output)[V1]["drift"] == "none"
+    finally:
+        rc, _changed, output = fleet.play(tmp_path, [V1], "smtp.relay.configure", campus)
+        assert rc == 0, output
+
+
 def test_deferred_mail_is_reported(tmp_path, hosts, campus):
     lab.relay_stop()
     try:
