@@ -132,7 +132,9 @@ def main():
         argument_spec={
             "main_cf": {"type": "dict", "required": True},
             "maps": {"type": "list", "elements": "dict", "default": []},
-            "secret_maps": {"type": "list", "elements": "dict", "default": [], "no_log": True},
+            # Only the entries' values are secret: they are added to no_log_values below, which masks them in every
+            # output (a no_log option would mask every word in it, the table names and states included).
+            "secret_maps": {"type": "list", "elements": "dict", "default": [], "no_log": False},
             "map_type": {"type": "str", "choices": list(MAP_TYPES)},
             "mailname_file": {"type": "path"},
             "mailname": {"type": "str"},
