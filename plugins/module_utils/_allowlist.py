@@ -6,8 +6,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import ipaddress
 import json
 import os
@@ -17,7 +15,25 @@ import stat
 import tempfile
 import traceback
 
-from ._checks import FAIL, PASS, SKIP, UNKNOWN, WARN, check, is_valid, summary
+from ._checks import (
+    FAIL,
+    PASS,
+    SKIP,
+    UNKNOWN,
+    WARN,
+    bool_option,
+    check,
+    csv_row,
+    describe,
+    fail_on_option,
+    int_option,
+    is_sound,
+    number_option,
+    shown,
+    verdict,
+    with_status,
+)
+from ._dns import nameserver_addresses
 from ._errors import SmtpRelayError
 from ._hostinfo import ROUTE_PROBE, parse_inet_protocols
 from ._relayhost import RelayhostError, ip_address, is_hostname, parse_relayhost
@@ -36,6 +52,17 @@ else:
 FORMATS = ("mail", "markdown", "json", "yaml", "csv")
 DEFAULT_SUBJECT = "Email sending: allowlist server"
 DEFAULT_MAX_PACKAGE_LIST_AGE = 7
+DEFAULT_TIMEOUT = 5.0
+MAX_TIMEOUT = 300.0
+MAX_PACKAGE_LIST_AGE = 3650
+DEFAULT_FAIL_ON = (FAIL,)
+# A request names hosts, not networks of the Internet: the shortest prefixes a request may hold (256 IPv4
+# addresses, one IPv6 site). Documented in the module.
+MIN_PREFIX = {4: 24, 6: 48}
+_IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+# Checks that refuse the request outright, whatever report_only and fail_on say: a request holding such an
+# address would admit the world, or nothing a relay ever sees, and must never be written or sent.
+REFUSING_CHECKS = ("address.unusable", "address.too_broad")
 
 # The order relay owners' forms ask in; renderers and the fleet files keep it.
 FIELDS = (
@@ -136,8 +163,8 @@ def make_resolver(nameservers=None, port: int = 53, timeout: float = 5.0):
 # Input rules: refuse bad input before anything is looked up, naming the field and what is accepted.
 
 
-def _refuse(field: str, value, accepted: str) -> SmtpRelayError:
-    return SmtpRelayError(f"{field} {value!r} is not valid: {accepted}", field=field)
+def _refuse(field: str, value, accepted: str, **details) -> SmtpRelayError:
+    return SmtpRelayError(f"{field} {shown(value)} is not valid: {accepted}", field=field, **details)
 
 
 def validate_text(field: str, value, required: bool = True):
@@ -169,7 +196,12 @@ def fqdn_problem(name: str) -> str | None:
 def validate_fqdn(value):
     if value is None:
         return None
-    value = str(value).strip()
+    if not isinstance(value, str):
+        raise _refuse("fqdn", value, "expected a host name")
+    value = value.strip()
+    if not value.isprintable():
+        # Checked first: the label pattern's "$" would let a newline before a dot through.
+        raise _refuse("fqdn", value, "expected one line without control or line-separator characters")
     problem = fqdn_problem(value)
     if problem:
         raise _refuse("fqdn", value, problem)
@@ -193,7 +225,7 @@ def validate_contact(value) -> str:
 def _network(field: str, text, versions=(4, 6)):
     """An address or a network (published egress range), normalised; /32 and /128 become addresses."""
     try:
-        net = ipaddress.ip_network(str(text).strip(), strict=True)
+        net = ipaddress.ip_network(text.strip(), strict=True) if isinstance(text, str) else None
     except ValueError:
         net = None
     if net is None or net.version not in versions:
@@ -202,12 +234,61 @@ def _network(field: str, text, versions=(4, 6)):
     return net.network_address if net.num_addresses == 1 else net
 
 
+def address_problem(item) -> tuple[str, str] | None:
+    """(check id, why) when an address or network must never be in a request, else None.
+
+    The one rule for given and detected addresses and for fleet renderings: networks shorter than MIN_PREFIX,
+    unspecified, loopback, link-local and multicast addresses, and any of them in IPv4-mapped IPv6 form.
+    """
+    net = ipaddress.ip_network(item)
+    note = ""
+    if net.version == 6 and net.overlaps(_IPV4_MAPPED):
+        if not net.subnet_of(_IPV4_MAPPED):
+            return "address.too_broad", "it holds IPv4-mapped addresses, that is all of IPv4"
+        mapped = ipaddress.ip_network((net.network_address.ipv4_mapped, net.prefixlen - 96))
+        note = f" (the IPv4-mapped form of {mapped.network_address if mapped.num_addresses == 1 else mapped})"
+        net = mapped
+    if net.prefixlen < MIN_PREFIX[net.version]:
+        return "address.too_broad", (
+            f"a network of {net.num_addresses} addresses{note}: a request names hosts, so at most "
+            f"/{MIN_PREFIX[4]} for IPv4 and /{MIN_PREFIX[6]} for IPv6"
+        )
+    ends = (net.network_address, net.broadcast_address)
+    kinds = [
+        ("unspecified", net.network_address.is_unspecified),
+        ("loopback", any(a.is_loopback for a in ends)),
+        ("link-local", any(a.is_link_local for a in ends)),
+        ("multicast", any(a.is_multicast for a in ends)),
+    ]
+    bad = next((kind for kind, flag in kinds if flag), None)
+    if bad:
+        return "address.unusable", f"a {bad} address{note}: a relay never sees it"
+    if note:
+        return "address.unusable", f"an IPv4 address in IPv6 form{note}: give it under ipv4"
+    return None
+
+
+def _problem_check(item, field: str):
+    problem = address_problem(item)
+    if problem is None:
+        return None
+    check_id, why = problem
+    return check(check_id, FAIL, f"{item} is {why}", "address", "give the addresses the server sends from",
+                 field=field, address=str(item))  # fmt: skip
+
+
 def validate_addresses(params) -> dict[int, list]:
     """Explicit addresses per family: ipv4, ipv6 and the mixed egress list, in the order given."""
     result = {4: [], 6: []}
     for field, versions in (("ipv4", (4,)), ("ipv6", (6,)), ("egress", (4, 6))):
-        for text in params.get(field) or []:
+        values = params.get(field)
+        if values is not None and not isinstance(values, list | tuple):
+            raise _refuse(field, values, "expected a list of addresses or networks")
+        for text in values or []:
             item = _network(field, text, versions)
+            refused = _problem_check(item, field)
+            if refused:
+                raise _refuse(field, text, refused["message"], checks=[refused], valid=False, verdict=FAIL)
             if item not in result[item.version]:
                 result[item.version].append(item)
     return result
@@ -231,41 +312,56 @@ def validate_relay(value) -> list[dict]:
     return relays
 
 
+def validate_dest(value):
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
+        raise _refuse("dest", value, "expected the path of a file")
+    return value
+
+
 def validate_params(params) -> dict:
-    """Checked, normalised copy of the module parameters."""
-    fmt = params.get("format") or "mail"
+    """Checked, normalised copy of the module parameters: bad values are refused by name, never replaced by a
+    default (only an option that was not given, None, takes its default)."""
+    fmt = "mail" if params.get("format") is None else params["format"]
     if fmt not in FORMATS:
         raise _refuse("format", fmt, "expected one of " + ", ".join(FORMATS))
-    servers = []
-    for text in params.get("nameservers") or []:
-        address = ip_address(str(text).strip())
-        if address is None:
-            raise _refuse("nameservers", text, "expected IP addresses of DNS servers")
-        servers.append(str(address))
-    port = params.get("dns_port") or 53
-    if not 1 <= int(port) <= 65535:
-        raise _refuse("dns_port", port, "expected a port 1-65535")
+    relay_host = params.get("relay_host")
+    if relay_host is not None and not isinstance(relay_host, str):
+        raise _refuse("relay_host", relay_host, "expected a host name, an IP address or a Postfix relayhost")
+    relay_public = params.get("relay_public")
+    if relay_public is not None:
+        relay_public = bool_option("relay_public", relay_public, default=False)
+    report_only = bool_option("report_only", params.get("report_only"), default=False)
     return {
         "fqdn": validate_fqdn(params.get("fqdn")),
         "purpose": validate_text("purpose", params.get("purpose")),
         "team": validate_text("team", params.get("team")),
         "contact": validate_contact(params.get("contact")),
         "monitoring": validate_text("monitoring", params.get("monitoring"), required=False),
-        "subject": validate_text("subject", params.get("subject") or DEFAULT_SUBJECT),
+        "subject": validate_text("subject", DEFAULT_SUBJECT if params.get("subject") is None else params["subject"]),
         "addresses": validate_addresses(params),
         "egress_given": bool(params.get("egress")),
-        "relay_host": str(params["relay_host"]).strip() if params.get("relay_host") else None,
-        "relays": validate_relay(params.get("relay_host")),
-        "relay_public": params.get("relay_public"),
-        "prefer_ipv6": bool(params.get("prefer_ipv6")),
+        "relay_host": relay_host.strip() if relay_host and relay_host.strip() else None,
+        "relays": validate_relay(relay_host),
+        "relay_public": relay_public,
+        "prefer_ipv6": bool_option("prefer_ipv6", params.get("prefer_ipv6"), default=False),
         "format": fmt,
-        "dest": params.get("dest"),
-        "nameservers": servers,
-        "dns_port": int(port),
-        "timeout": float(params.get("timeout") or 5.0),
-        "report_only": bool(params.get("report_only")),
-        "evidence": bool(params.get("evidence")),
-        "max_package_list_age": int(params.get("max_package_list_age") or DEFAULT_MAX_PACKAGE_LIST_AGE),
+        "dest": validate_dest(params.get("dest")),
+        "nameservers": nameserver_addresses(params.get("nameservers")),
+        "dns_port": int_option("dns_port", params.get("dns_port"), default=53, minimum=1, maximum=65535),
+        "timeout": number_option("timeout", params.get("timeout"), default=DEFAULT_TIMEOUT, maximum=MAX_TIMEOUT),
+        "report_only": report_only,
+        # report_only renders whatever the checks say: it is fail_on [] (and overrides it).
+        "fail_on": () if report_only else fail_on_option(params.get("fail_on"), default=DEFAULT_FAIL_ON),
+        "evidence": bool_option("evidence", params.get("evidence"), default=False),
+        "max_package_list_age": int_option(
+            "max_package_list_age",
+            params.get("max_package_list_age"),
+            default=DEFAULT_MAX_PACKAGE_LIST_AGE,
+            minimum=0,
+            maximum=MAX_PACKAGE_LIST_AGE,
+        ),
     }
 
 
@@ -336,17 +432,9 @@ def _is_address(item) -> bool:
 def _address_checks(item, relay_public, checks) -> None:
     field = f"ipv{item.version}"
     probe = item if _is_address(item) else item.network_address
-    kinds = [
-        ("unspecified", item.is_unspecified),
-        ("loopback", item.is_loopback),
-        ("link-local", item.is_link_local),
-        ("multicast", item.is_multicast),
-    ]
-    bad = next((kind for kind, flag in kinds if flag), None)
-    if bad:
-        checks.append(check("address.unusable", FAIL, f"{item} is a {bad} address: a relay never sees it",
-                            "address", "give the address the server uses on the network", field=field,
-                            address=str(item)))  # fmt: skip
+    refused = _problem_check(item, field)
+    if refused:
+        checks.append(refused)
     elif not probe.is_global and relay_public is not False:
         status = FAIL if relay_public else WARN
         checks.append(check("address.not_global", status,
@@ -509,9 +597,23 @@ def _value_text(value, separator=", ") -> str:
 
 def _normalise(request) -> dict:
     if not isinstance(request, dict) or not request.get("fqdn"):
-        raise SmtpRelayError(f"an allowlist request must be a dict with at least fqdn, got {request!r}",
+        raise SmtpRelayError(f"an allowlist request must be a dict with at least fqdn, got {shown(request)}",
                              field="request")  # fmt: skip
-    return {name: request.get(name) for name in FIELD_NAMES}
+    row = {name: request.get(name) for name in FIELD_NAMES}
+    for field, version in (("ipv4", 4), ("ipv6", 6)):
+        values = row[field] if isinstance(row[field], list | tuple) else [row[field]] if row[field] else []
+        for text in values:
+            # Renderings (the fleet files too) never hold an address the module would refuse.
+            try:
+                item = _network(field, str(text), (version,))
+            except SmtpRelayError as e:
+                raise SmtpRelayError(f"allowlist request for {shown(row['fqdn'])}: {e.msg}", field=field) from None
+            refused = address_problem(item)
+            if refused:
+                raise SmtpRelayError(
+                    f"allowlist request for {shown(row['fqdn'])}: {field} {item} is {refused[1]}", field=field
+                )
+    return row
 
 
 def _shown_fields(request):
@@ -589,13 +691,14 @@ def render_yaml(request) -> str:
 
 
 def render_csv(requests) -> str:
-    """Header plus one row per request (sorted by FQDN); lists are space-separated."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(FIELD_NAMES)
-    for request in sort_requests(requests):
-        writer.writerow([_value_text(request[name], " ") for name in FIELD_NAMES])
-    return buffer.getvalue()
+    """Header plus one row per request (sorted by FQDN); lists are space-separated.
+
+    Every line goes through ``csv_row``: a value starting with = + - @ tab or CR gets a leading single quote, so
+    that a spreadsheet opening the fleet file shows it instead of running it as a formula.
+    """
+    rows = [csv_row(FIELD_NAMES)]
+    rows += [csv_row(_value_text(request[name], " ") for name in FIELD_NAMES) for request in sort_requests(requests)]
+    return "".join(rows)
 
 
 def sort_requests(requests) -> list[dict]:
@@ -643,40 +746,55 @@ def render(request, fmt: str, subject: str = DEFAULT_SUBJECT) -> str:
 
 
 def write_if_changed(dest: str, content: str, check_mode: bool = False) -> tuple[bool, dict]:
-    """Replace ``dest`` atomically only when its content differs; returns (changed, diff)."""
+    """Replace ``dest`` atomically only when its content differs; returns (changed, diff).
+
+    The file is compared as bytes: whatever it holds (Latin-1, binary) is replaced, never decoded on the way.
+    """
+    dest = validate_dest(dest)
     if os.path.isdir(dest):
         raise _refuse("dest", dest, "expected a file path, this is a directory")
     directory = os.path.dirname(os.path.abspath(dest))
     if not os.path.isdir(directory):
         raise _refuse("dest", dest, f"its directory {directory} does not exist")
+    data = content.encode("utf-8")
     try:
-        with open(dest, encoding="utf-8") as f:
-            before = f.read()
         st = os.stat(dest)
+        if not stat.S_ISREG(st.st_mode):
+            raise _refuse("dest", dest, "expected a regular file (or none yet)")
+        with open(dest, "rb") as f:
+            before = f.read()
     except FileNotFoundError:
         before, st = None, None
-    if before == content:
+    except OSError as e:
+        raise _refuse("dest", dest, f"cannot be read: {e.strerror or e}") from None
+    if before == data:
         return False, {}
     diff = {
-        "before": before or "",
+        # For people: bytes that are not UTF-8 are shown as replacement characters.
+        "before": before.decode("utf-8", "replace") if before else "",
         "after": content,
         "before_header": dest if before is not None else f"{dest} (absent)",
         "after_header": dest,
     }
     if check_mode:
         return True, diff
-    fd, tmp = tempfile.mkstemp(prefix=".allowlist-", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(content)
+        fd, tmp = tempfile.mkstemp(prefix=".allowlist-", dir=directory)
+    except OSError as e:
+        raise _refuse("dest", dest, f"cannot be written in {directory}: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.chmod(tmp, stat.S_IMODE(st.st_mode) if st else 0o644)
         if st:
             with contextlib.suppress(PermissionError):
                 os.chown(tmp, st.st_uid, st.st_gid)
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise _refuse("dest", dest, f"cannot be written: {e.strerror or e}") from None
         raise
     return True, diff
 
@@ -691,24 +809,42 @@ def allowlist_request(params, host, resolver=None, check_mode: bool = False, wan
     if resolver is None:
         resolver = make_resolver(opts["nameservers"], opts["dns_port"], opts["timeout"])
     request, checks = gather(opts, host, resolver)
-    valid = is_valid(checks)
-    if not valid and not opts["report_only"]:
+    valid, worst = is_sound(checks), verdict(checks)
+    refused = [c for c in with_status(checks, (FAIL,)) if c["id"] in REFUSING_CHECKS]
+    if refused:
         raise SmtpRelayError(
-            f"allowlist request for {request['fqdn']} has problems ({summary(checks)}); "
-            "fix them or set report_only to render it anyway",
+            f"allowlist request for {request['fqdn']} refused: "
+            + "; ".join(f"{c['id']}: {c['message']}" for c in refused)
+            + " (neither report_only nor fail_on renders such a request)",
+            changed=False,
             request=request,
             checks=checks,
             valid=False,
+            verdict=worst,
+        )
+    failing = with_status(checks, opts["fail_on"])
+    if failing:
+        statuses = ", ".join(sorted({c["status"] for c in failing}))
+        raise SmtpRelayError(
+            f"allowlist request for {request['fqdn']} has checks with status {statuses} "
+            f"(fail_on: {', '.join(opts['fail_on'])}): {describe(checks, opts['fail_on'])}; "
+            "fix them, or set report_only (or fail_on) to render it anyway",
+            changed=False,
+            request=request,
+            checks=checks,
+            valid=valid,
+            verdict=worst,
         )
     rendered = render(request, opts["format"], opts["subject"])
     result = {
         "changed": False,
         "valid": valid,
+        "verdict": worst,
         "request": request,
         "checks": checks,
         "rendered": rendered,
         "mail": {"subject": opts["subject"], "body": mail_body(request)},
-        "msg": summary(checks),
+        "msg": describe(checks),
     }
     if opts["dest"]:
         changed, diff = write_if_changed(opts["dest"], rendered, check_mode)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ansible_collections.smtp.relay.plugins.module_utils._checks import ascii_int, shown
 from ansible_collections.smtp.relay.plugins.module_utils._dns import Resolver
 
 MULTI_LABEL_SUFFIXES = frozenset(
@@ -75,6 +76,11 @@ class DmarcRecord:
     def aspf(self) -> str:
         return self.tags.get("aspf", "r")
 
+    @property
+    def pct(self) -> int | None:
+        """The percentage the policy applies to (100 when absent); None when the tag is not a valid number."""
+        return ascii_int(self.tags.get("pct", "100"))
+
 
 def parse_record(text: str) -> tuple[dict, list[str]]:
     """Tags of a v=DMARC1 record and the problems that make a receiver ignore it (empty when usable)."""
@@ -104,8 +110,9 @@ def parse_record(text: str) -> tuple[dict, list[str]]:
             problems.append(f"{key}={tags[key]} is not r or s")
         elif key in tags:
             tags[key] = tags[key].lower()
-    if "pct" in tags and not (tags["pct"].isdigit() and 0 <= int(tags["pct"]) <= 100):
-        problems.append(f"pct={tags['pct']} is not 0-100")
+    # RFC 7489 6.3: 1*3DIGIT, ASCII digits only (int() would also read other scripts' digits, or raise).
+    if "pct" in tags and (ascii_int(tags["pct"]) is None or ascii_int(tags["pct"]) > 100):
+        problems.append(f"pct={shown(tags['pct'])} is not a whole number 0-100 written in ASCII digits")
     return tags, problems
 
 

@@ -11,11 +11,13 @@ last ones as ``unknown``, never as pass or fail.
 from __future__ import annotations
 
 import ipaddress
+import math
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from ansible_collections.smtp.relay.plugins.module_utils._checks import int_option, number_option, shown
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 
 try:
@@ -182,10 +184,11 @@ class Resolver:
     asked: int = 0
 
     def __post_init__(self):
-        if self.timeout <= 0:
+        # "not > 0" also refuses NaN, which compares false with everything and would disable every bound.
+        if not (0 < self.timeout < math.inf):
             raise SmtpRelayError(f"timeout must be a positive number of seconds, got {self.timeout!r}", field="timeout")
         if self.deadline is not None:
-            if self.deadline <= 0:
+            if not (0 < self.deadline < math.inf):
                 raise SmtpRelayError(
                     f"deadline must be a positive number of seconds, got {self.deadline!r}", field="deadline"
                 )
@@ -245,22 +248,36 @@ class Resolver:
         return [ip for a in answers for ip in a.records], answers
 
 
-def make_resolver(nameservers=None, port: int = 53, timeout: float = 5.0, deadline: float | None = None, backend=None):
-    """A Resolver over dnspython (or the given backend), after checking the server options."""
+def nameserver_addresses(values, field: str = "nameservers") -> list[str]:
+    """The DNS servers' addresses, normalised; anything that is not an IP address is refused, naming ``field``."""
+    if values is None:
+        return []
+    if not isinstance(values, list | tuple):
+        raise SmtpRelayError(f"{field}: expected a list of IP addresses, got {shown(values)}", field=field)
     servers = []
-    for ns in nameservers or []:
+    for ns in values:
         try:
-            servers.append(str(ipaddress.ip_address(str(ns).strip())))
+            if not isinstance(ns, str):
+                raise ValueError(ns)
+            servers.append(str(ipaddress.ip_address(ns.strip())))
         except ValueError:
             raise SmtpRelayError(
-                f"nameservers: {ns!r} is not an IP address; give the servers' IPv4 or IPv6 addresses",
-                field="nameservers",
+                f"{field}: {shown(ns)} is not an IP address; give the servers' IPv4 or IPv6 addresses",
+                field=field,
             ) from None
-    if not 0 < int(port) < 65536:
-        raise SmtpRelayError(f"port must be between 1 and 65535, got {port!r}", field="port")
+    return servers
+
+
+def make_resolver(nameservers=None, port: int = 53, timeout: float = 5.0, deadline: float | None = None, backend=None):
+    """A Resolver over dnspython (or the given backend), after checking the server options."""
+    servers = nameserver_addresses(nameservers)
+    port = int_option("port", port, minimum=1, maximum=65535)
+    timeout = number_option("timeout", timeout)
+    if deadline is not None:
+        deadline = number_option("deadline", deadline)
     if backend is None:
-        backend = DnspythonBackend(servers, int(port))
-    return Resolver(backend, float(timeout), None if deadline is None else float(deadline))
+        backend = DnspythonBackend(servers, port)
+    return Resolver(backend, timeout, deadline)
 
 
 def run_bounded(func, items, workers: int):

@@ -9,12 +9,31 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from ansible_collections.smtp.relay.plugins.module_utils import _dmarc, _sender_dkim, _spf
-from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, PASS, SKIP, UNKNOWN, WARN, is_valid
+from ansible_collections.smtp.relay.plugins.module_utils._checks import (
+    FAIL,
+    PASS,
+    SKIP,
+    UNKNOWN,
+    WARN,
+    describe,
+    fail_on_option,
+    int_option,
+    is_sound,
+    number_option,
+    shown,
+    verdict,
+    with_status,
+)
 from ansible_collections.smtp.relay.plugins.module_utils._checks import check as _check
-from ansible_collections.smtp.relay.plugins.module_utils._checks import summary
-from ansible_collections.smtp.relay.plugins.module_utils._dns import NXDOMAIN, Resolver, make_resolver, run_bounded
+from ansible_collections.smtp.relay.plugins.module_utils._dns import (
+    NXDOMAIN,
+    Resolver,
+    make_resolver,
+    nameserver_addresses,
+    run_bounded,
+)
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._relayhost import parse_relayhost
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost import RelayhostError, parse_relayhost
 from ansible_collections.smtp.relay.plugins.module_utils._sender_names import (
     matching_rule,
     normalize_domain,
@@ -26,6 +45,12 @@ from ansible_collections.smtp.relay.plugins.module_utils._sender_names import (
 
 PROVIDERS = tuple(_spf.PROVIDER_SPF_INCLUDES)
 DEFAULT_WORKERS = 16
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_FAIL_ON = (FAIL,)
+# Bounds of the numeric options (documented in the module): a timer beyond them is a typo, not a wish.
+MAX_TIMEOUT = 300.0
+MAX_DEADLINE = 86400.0
+MAX_WORKERS = 256
 _SELECTOR_LABEL = "abcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
@@ -46,6 +71,11 @@ class Options:
     dkim_selectors: list[str] = field(default_factory=list)
     dkim_domain: str | None = None
     workers: int = DEFAULT_WORKERS
+    nameservers: list[str] = field(default_factory=list)
+    dns_port: int = 53
+    timeout: float = DEFAULT_TIMEOUT
+    deadline: float | None = None
+    fail_on: tuple = DEFAULT_FAIL_ON
 
 
 @dataclass
@@ -61,48 +91,74 @@ class Sender:
 
 def _domain_option(params, name):
     value = params.get(name)
-    if not value:
+    if value is None or value == "":
         return None
     try:
         return normalize_domain(value)
     except ValueError as exc:
-        raise SmtpRelayError(f"{name}: {value!r} {exc}; accepted: a domain name", field=name, value=value) from None
+        raise SmtpRelayError(f"{name}: {shown(value)} {exc}; accepted: a domain name", field=name) from None
+
+
+def _list_option(params, name) -> list:
+    value = params.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple):
+        raise SmtpRelayError(f"{name}: expected a list, got {shown(value)}", field=name)
+    return list(value)
 
 
 def options_from_params(params: dict) -> Options:
+    """Every option checked (bad values refused by name, never replaced by a default) before any DNS question."""
     opts = Options(
-        rules=parse_rules(params.get("allowed_domains")),
+        rules=parse_rules(_list_option(params, "allowed_domains")),
         rewrite_domain=_domain_option(params, "rewrite_domain"),
         envelope_domain=_domain_option(params, "envelope_domain"),
         dkim_domain=_domain_option(params, "dkim_domain"),
         provider=params.get("provider"),
-        workers=int(DEFAULT_WORKERS if params.get("workers") is None else params["workers"]),
+        workers=int_option("workers", params.get("workers"), default=DEFAULT_WORKERS, minimum=1, maximum=MAX_WORKERS),
+        nameservers=nameserver_addresses(params.get("nameservers")),
+        dns_port=int_option("dns_port", params.get("dns_port"), default=53, minimum=1, maximum=65535),
+        timeout=number_option("timeout", params.get("timeout"), default=DEFAULT_TIMEOUT, maximum=MAX_TIMEOUT),
+        fail_on=fail_on_option(params.get("fail_on"), default=DEFAULT_FAIL_ON),
     )
+    if params.get("deadline") is not None:
+        opts.deadline = number_option("deadline", params["deadline"], maximum=MAX_DEADLINE)
     if opts.provider is not None and opts.provider not in PROVIDERS:
         raise SmtpRelayError(
-            f"provider: {opts.provider!r} is not known; accepted: {', '.join(PROVIDERS)}", field="provider"
+            f"provider: {shown(opts.provider)} is not known; accepted: {', '.join(PROVIDERS)}", field="provider"
         )
-    for ip in params.get("relay_ips") or []:
+    for ip in _list_option(params, "relay_ips"):
         try:
-            opts.relay_ips.append(str(ipaddress.ip_address(str(ip).strip())))
+            if not isinstance(ip, str):
+                raise ValueError(ip)
+            opts.relay_ips.append(str(ipaddress.ip_address(ip.strip())))
         except ValueError:
             raise SmtpRelayError(
-                f"relay_ips: {ip!r} is not an IP address; give the relay's egress IPv4/IPv6 addresses",
+                f"relay_ips: {shown(ip)} is not an IP address; give the relay's egress IPv4/IPv6 addresses",
                 field="relay_ips",
             ) from None
-    if params.get("relay_host"):
-        relays = parse_relayhost(params["relay_host"])
-        opts.relay_host = relays[0]["host"] if relays else None
-    for selector in params.get("dkim_selectors") or []:
-        text = str(selector).strip().lower()
-        if not text or any(not label or set(label) - set(_SELECTOR_LABEL) for label in text.split(".")):
+    if params.get("relay_host") is not None and params.get("relay_host") != "":
+        try:
+            relays = parse_relayhost(params["relay_host"])
+        except RelayhostError as exc:
+            raise SmtpRelayError(f"relay_host: {exc.msg}", field="relay_host") from None
+        if not relays:
             raise SmtpRelayError(
-                f"dkim_selectors: {selector!r} is not a selector; accepted: DNS labels such as s1 or mail.2024",
+                f"relay_host: {shown(params['relay_host'])} names no relay; accepted: a host name or a Postfix "
+                "relayhost such as [smtp.example.org]:587",
+                field="relay_host",
+            )
+        opts.relay_host = relays[0]["host"]
+    for selector in _list_option(params, "dkim_selectors"):
+        text = selector.strip().lower() if isinstance(selector, str) else ""
+        labels = text.split(".")
+        if not text or any(not label or len(label) > 63 or set(label) - set(_SELECTOR_LABEL) for label in labels):
+            raise SmtpRelayError(
+                f"dkim_selectors: {shown(selector)} is not a selector; accepted: DNS labels such as s1 or mail.2024",
                 field="dkim_selectors",
             )
         opts.dkim_selectors.append(text)
-    if opts.workers < 1:
-        raise SmtpRelayError(f"workers must be at least 1, got {opts.workers}", field="workers")
     return opts
 
 
@@ -595,7 +651,7 @@ def dmarc_checks(resolver, domain, *, envelope, spf_pass, dkim_domain, dkim_pass
         "applied_policy": policy,
         "adkim": record.adkim,
         "aspf": record.aspf,
-        "pct": int(tags.get("pct", 100)),
+        "pct": record.pct,
         "rua": _dmarc.reporting_addresses(tags, "rua"),
         "ruf": _dmarc.reporting_addresses(tags, "ruf"),
     }
@@ -683,12 +739,42 @@ def dns_checks(resolver: Resolver, sender: Sender, opts: Options, relay: Relay) 
 # --- entry point -------------------------------------------------------------------------------------------------
 
 
+def _guarded(sender: Sender, work) -> list[dict]:
+    """One domain's DNS checks; whatever goes wrong in them stays that domain's (a failed check), never the run's."""
+    try:
+        return work(sender)
+    except Exception as exc:  # the point: one domain's bad data must not spoil the others
+        text = str(exc)
+        error = f"{type(exc).__name__}: {text if len(text) <= 200 else text[:200] + '...'}"
+        return [
+            check(
+                "domain.check_error",
+                FAIL,
+                f"{sender.domain}: the checks stopped on unexpected data ({error})",
+                "internal",
+                hint="nothing after this point was checked for this domain; please report it with its DNS records",
+            )
+        ]
+
+
+def _domain_result(sender: Sender) -> dict:
+    return {
+        "addresses": sender.addresses,
+        "valid": is_sound(sender.checks),
+        "verdict": verdict(sender.checks),
+        "checks": sender.checks,
+    }
+
+
 def check_senders(params: dict, resolver: Resolver | None = None) -> dict:
-    """The sender_check result ``{valid, domains, relay, msg, dns_queries}`` for the module's parameters."""
+    """The sender_check result ``{valid, verdict, domains, relay, msg, dns_queries}`` for the module's parameters.
+
+    Raises SmtpRelayError, with the whole result as details, when a check has one of the ``fail_on`` statuses.
+    """
     if not params.get("addresses") and not params.get("domains"):
         raise SmtpRelayError("give at least one sender in addresses or domains", field="addresses")
     opts = options_from_params(params)
-    senders = collect_senders(params.get("addresses"), params.get("domains"))
+    senders = collect_senders(_list_option(params, "addresses"), _list_option(params, "domains"))
     for sender in senders.values():
         if sender.domain:
             name_checks(sender, opts)
@@ -696,27 +782,28 @@ def check_senders(params: dict, resolver: Resolver | None = None) -> dict:
     relay = Relay(opts.relay_ips, "relay_ips" if opts.relay_ips else "none")
     if to_ask or (opts.relay_host and not opts.relay_ips):
         if resolver is None:
-            resolver = make_resolver(
-                params.get("nameservers"),
-                params.get("dns_port") or 53,
-                params.get("timeout") or 5.0,
-                params.get("deadline"),
-            )
+            resolver = make_resolver(opts.nameservers, opts.dns_port, opts.timeout, opts.deadline)
         relay = resolve_relay(resolver, opts)
 
     def run(sender: Sender) -> list[dict]:
-        return dns_checks(resolver, sender, opts, relay)
+        return _guarded(sender, lambda s: dns_checks(resolver, s, opts, relay))
 
     for sender, extra in zip(to_ask, run_bounded(run, to_ask, opts.workers), strict=True):
         sender.checks.extend(extra)
     all_checks = [c for s in senders.values() for c in s.checks] + relay.checks
-    domains = {
-        s.key: {"addresses": s.addresses, "valid": is_valid(s.checks), "checks": s.checks} for s in senders.values()
-    }
-    return {
-        "valid": is_valid(all_checks),
-        "domains": domains,
+    details = {
+        "valid": is_sound(all_checks),
+        "verdict": verdict(all_checks),
+        "domains": {s.key: _domain_result(s) for s in senders.values()},
         "relay": {"host": opts.relay_host, "ips": relay.ips, "source": relay.source, "checks": relay.checks},
         "dns_queries": resolver.asked if resolver else 0,
-        "msg": summary(all_checks),
     }
+    failing = with_status(all_checks, opts.fail_on)
+    if failing:
+        statuses = ", ".join(sorted({c["status"] for c in failing}))
+        raise SmtpRelayError(
+            f"{len(failing)} sender check(s) with status {statuses} (fail_on: {', '.join(opts.fail_on)}): "
+            + describe(all_checks),
+            **details,
+        )
+    return {**details, "msg": describe(all_checks)}

@@ -52,16 +52,25 @@ def _der_read(data: bytes, pos: int) -> tuple[int, int, int]:
 
 
 def rsa_modulus_bits(der: bytes) -> int:
-    """Bit length of the modulus of a SubjectPublicKeyInfo, or of a bare PKCS#1 RSAPublicKey (both are seen)."""
-    tag, start, _unused = _der_read(der, 0)
-    if tag != 0x30:
-        raise ValueError("not a DER SEQUENCE")
-    tag, inner, inner_end = _der_read(der, start)
-    if tag == 0x30:  # SubjectPublicKeyInfo: skip AlgorithmIdentifier, open the BIT STRING
+    """Bit length of the modulus of a SubjectPublicKeyInfo, or of a bare PKCS#1 RSAPublicKey (both are seen).
+
+    A SubjectPublicKeyInfo holds an RSAPublicKey, never another SubjectPublicKeyInfo: the key is opened at most
+    once, so a record nesting them (thousands deep fit in one TXT record) is refused, not recursed into.
+    """
+    for wrapped in (True, False):
+        tag, start, _unused = _der_read(der, 0)
+        if tag != 0x30:
+            raise ValueError("not a DER SEQUENCE")
+        tag, inner, inner_end = _der_read(der, start)
+        if tag != 0x30:
+            break
+        if not wrapped:
+            raise ValueError("a SubjectPublicKeyInfo nested in another one")
+        # SubjectPublicKeyInfo: skip AlgorithmIdentifier, open the BIT STRING
         tag, bits, bits_end = _der_read(der, inner_end)
         if tag != 0x03:
             raise ValueError("no BIT STRING after the algorithm")
-        return rsa_modulus_bits(der[bits + 1 : bits_end])
+        der = der[bits + 1 : bits_end]
     if tag != 0x02:
         raise ValueError("no modulus INTEGER")
     modulus = der[inner:inner_end].lstrip(b"\x00")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ansible_collections.smtp.relay.plugins.module_utils._checks import shown
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 
 try:  # IDNA 2008 when the host has it (dnspython pulls it in); the stdlib codec is IDNA 2003.
@@ -38,7 +39,9 @@ _QUOTED = re.compile(r'^"([\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e])*"$')
 
 def normalize_domain(raw: str) -> str:
     """Lower-case A-label form of a domain; ValueError says what is wrong with it."""
-    if not isinstance(raw, str) or not raw.strip():
+    if not isinstance(raw, str):
+        raise ValueError("is not text")
+    if not raw.strip():
         raise ValueError("empty domain")
     text = raw.strip()
     if any(ord(c) < 0x20 or c.isspace() for c in text):
@@ -80,6 +83,9 @@ def split_address(raw: str) -> tuple[str, str]:
     local, _unused, domain = text.rpartition("@")
     if not local:
         raise ValueError("has an empty local part")
+    if not local.isprintable():
+        # Also what the patterns below would miss: "$" matches before a final newline.
+        raise ValueError("has control, format or line-separator characters in its local part")
     if len(local.encode()) > 64:
         raise ValueError("has a local part longer than 64 octets")
     if not (_ATEXT.match(local) or _QUOTED.match(local) or not local.isascii()):
@@ -120,15 +126,15 @@ class DomainRule:
 def parse_rules(entries, field_name: str = "allowed_domains") -> list[DomainRule]:
     rules = []
     for entry in entries or []:
-        text = str(entry).strip()
-        wildcard = text.startswith("*.")
+        text = entry.strip() if isinstance(entry, str) else entry
+        wildcard = isinstance(text, str) and text.startswith("*.")
         try:
             domain = normalize_domain(text[2:] if wildcard else text)
         except ValueError as exc:
             raise SmtpRelayError(
-                f"{field_name}: {entry!r} {exc}; accepted: a domain (example.org) or its subdomains (*.example.org)",
+                f"{field_name}: {shown(entry)} {exc}; accepted: a domain (example.org) or its subdomains "
+                "(*.example.org)",
                 field=field_name,
-                value=str(entry),
             ) from None
         rules.append(DomainRule(domain, wildcard))
     return rules

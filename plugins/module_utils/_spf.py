@@ -53,7 +53,10 @@ _RE_SPF = re.compile(r"^v=spf1( |$)", re.IGNORECASE)
 _RE_MODIFIER = re.compile(r"^([a-z][a-z0-9_.-]*)=(.*)$", re.IGNORECASE)
 _RE_MACRO = re.compile(r"%(?:\{[slodiphcrtv][0-9]*r?[.+,/_=-]*\}|%|_|-)", re.IGNORECASE)
 _RE_MECHANISM = re.compile(r"^([a-z][a-z0-9]*)(.*)$", re.IGNORECASE)
-_RE_CIDR = re.compile(r"^(.*?)(?:/(\d+))?(?://(\d+))?$")
+# RFC 7208's DIGIT is ASCII 0-9: \d would also take other scripts' digits, which int() then reads.
+# RFC 7208 toplabel: ASCII letters and digits (inner hyphens), not all digits.
+_RE_TOPLABEL = re.compile(r"^(?=[A-Za-z0-9-]*[A-Za-z])[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\Z")
+_RE_CIDR = re.compile(r"^(.*?)(?:/([0-9]+))?(?://([0-9]+))?$")
 
 
 def spf_records(txts: list[str]) -> list[str]:
@@ -82,7 +85,7 @@ def _check_domain_spec(spec: str, term: str) -> None:
         raise ValueError(f"{term}: invalid macro")
     if not _RE_MACRO.search(spec):
         labels = spec.rstrip(".").split(".")
-        if len(labels) < 2 or any(not 0 < len(label) < 64 for label in labels):
+        if len(labels) < 2 or any(not 0 < len(label) < 64 for label in labels) or not _RE_TOPLABEL.match(labels[-1]):
             raise ValueError(f"{term}: {spec!r} is not a domain name")
 
 

@@ -18,7 +18,14 @@ description:
     C(smtp_bind_address), C(smtp_bind_address6) and C(inet_protocols). Finding them sends no traffic (a UDP
     C(connect) only selects a route).
   - Checks the request (FQDN syntax, forward-confirmed FQDN, reverse DNS, unusable and non-public addresses,
-    missing IPv6, evidence) and fails when a check fails, unless O(report_only=true).
+    missing IPv6, evidence) and fails when a check has a status in O(fail_on) (by default, when a check failed),
+    unless O(report_only=true).
+  - A request names hosts, not networks of the Internet. It is refused, whatever O(report_only) and O(fail_on) say,
+    when it holds an IPv4 network shorter than /24 (more than 256 addresses) or an IPv6 network shorter than /48
+    (such as V(0.0.0.0/0) or V(::/0)), or an unspecified, loopback, link-local or multicast address or network, or
+    any address in IPv4-mapped IPv6 form (V(::ffff:127.0.0.1)); given addresses are refused before anything is
+    looked up, detected ones with a failed C(address.unusable) or C(address.too_broad) check. O(dest) is then not
+    written.
   - Renders the request as a mail, Markdown, JSON, YAML or a CSV row, and writes O(dest) only when its content
     changed. Renderings hold no timestamps, so repeated runs report no change.
 options:
@@ -34,6 +41,8 @@ options:
   ipv4:
     description:
       - IPv4 egress address(es) or network(s) in CIDR notation, for hosts behind NAT.
+      - Networks may be /24 (256 addresses) at most. Unspecified, loopback, link-local and multicast addresses are
+        refused.
       - When given, no IPv4 address is detected.
     type: list
     elements: str
@@ -41,6 +50,8 @@ options:
   ipv6:
     description:
       - IPv6 egress address(es) or network(s) in CIDR notation.
+      - Networks may be /48 at most. Unspecified, loopback, link-local and multicast addresses are refused, and so
+        is the IPv4-mapped form of any IPv4 address (give it under O(ipv4)).
       - When given, no IPv6 address is detected.
     type: list
     elements: str
@@ -48,7 +59,7 @@ options:
   egress:
     description:
       - Egress addresses or networks of either family, such as a platform's published egress ranges.
-      - Added to O(ipv4) and O(ipv6). When given, no address of either family is detected.
+      - Added to O(ipv4) and O(ipv6), with the same limits. When given, no address of either family is detected.
     type: list
     elements: str
     default: []
@@ -102,7 +113,8 @@ options:
     type: bool
     default: false
   max_package_list_age:
-    description: Days after which package lists count as stale (a warning), with O(evidence=true).
+    description:
+      - Days after which package lists count as stale (a warning), with O(evidence=true); 0 to 3650.
     type: int
     default: 7
   nameservers:
@@ -114,17 +126,30 @@ options:
     elements: str
     default: []
   dns_port:
-    description: Port of O(nameservers).
+    description: Port of O(nameservers), 1 to 65535. Port 0 is refused, not replaced by 53.
     type: int
     default: 53
   timeout:
-    description: Seconds to wait for each DNS lookup through O(nameservers).
+    description: Seconds to wait for each DNS lookup through O(nameservers), more than 0 and at most 300.
     type: float
     default: 5.0
   report_only:
-    description: Render and return the request even when a check fails, instead of failing.
+    description:
+      - Render and return the request whatever the checks say, instead of failing; the same as O(fail_on=[]), and
+        it overrides O(fail_on).
+      - Requests that name networks of the Internet or addresses a relay never sees are refused all the same.
     type: bool
     default: false
+  fail_on:
+    description:
+      - Check statuses that make the task fail, with RV(request), RV(checks), RV(valid) and RV(verdict) in the
+        failed result; nothing is rendered or written then.
+      - V([fail]) fails when a check failed. Add V(unknown) to fail when DNS did not answer (a request that could
+        not be checked), and V(warn) to fail on warnings too. V([]) renders the request whatever the checks say.
+    type: list
+    elements: str
+    choices: [fail, warn, unknown]
+    default: [fail]
   config_dir:
     description: Postfix configuration directory to read settings from; default is Postfix's own.
     type: path
@@ -141,8 +166,10 @@ attributes:
   platform:
     platforms: posix
 notes:
-  - The request is checked against what DNS says; a failing check makes the task fail, with RV(checks) in the
-    result, so that a wrong request is not sent.
+  - The request is checked against what DNS says; a check with a status in O(fail_on) makes the task fail, with
+    RV(checks) in the result, so that a wrong request is not sent.
+  - The CSV rendering puts a single quote before any value starting with C(=), C(+), C(-), C(@), a tab or a
+    carriage return, so that a spreadsheet shows it instead of running it as a formula.
 seealso:
   - module: smtp.relay.relay_check
 """
@@ -175,6 +202,16 @@ EXAMPLES = r"""
     contact: data@example.org
     report_only: true
   register: allowlist
+
+- name: Do not write a request that DNS could not confirm either
+  smtp.relay.allowlist_request:
+    purpose: Batch jobs
+    team: Data
+    contact: data@example.org
+    nameservers: [192.0.2.53]
+    fail_on: [fail, unknown]
+    format: csv
+    dest: /root/allowlist-request.csv
 
 - name: Show failed checks
   ansible.builtin.debug:
@@ -241,7 +278,7 @@ mail:
 checks:
   description:
     - One entry per check with a stable id such as C(fqdn.forward_mismatch), C(rdns.mismatch),
-      C(address.not_global), C(egress.detected).
+      C(address.not_global), C(address.unusable), C(address.too_broad), C(egress.detected).
   returned: success, and on failure when a check failed
   type: list
   elements: dict
@@ -265,9 +302,16 @@ checks:
       description: What to do about it, or null.
       type: str
 valid:
-  description: Whether no check failed.
+  description:
+    - Whether no check failed and none is V(unknown). Warnings do not invalidate; a lookup DNS never answered does.
   returned: success, and on failure when a check failed
   type: bool
+verdict:
+  description:
+    - The worst status of all checks, V(fail) > V(unknown) > V(warn) > V(pass) (skipped checks count as nothing).
+  returned: success, and on failure when a check failed
+  type: str
+  sample: pass
 dest:
   description: The file written (or that would be written).
   returned: when O(dest) is given
@@ -277,6 +321,7 @@ dest:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.smtp.relay.plugins.module_utils._allowlist import (
+    DEFAULT_FAIL_ON,
     DEFAULT_MAX_PACKAGE_LIST_AGE,
     DEFAULT_SUBJECT,
     DNSPYTHON_IMPORT_ERROR,
@@ -284,6 +329,7 @@ from ansible_collections.smtp.relay.plugins.module_utils._allowlist import (
     HAS_DNSPYTHON,
     allowlist_request,
 )
+from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL_ON_CHOICES
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._hostinfo import HostInfo
 
@@ -311,6 +357,12 @@ def main():
             "dns_port": {"type": "int", "default": 53},
             "timeout": {"type": "float", "default": 5.0},
             "report_only": {"type": "bool", "default": False},
+            "fail_on": {
+                "type": "list",
+                "elements": "str",
+                "choices": list(FAIL_ON_CHOICES),
+                "default": list(DEFAULT_FAIL_ON),
+            },
             "config_dir": {"type": "path"},
         },
         supports_check_mode=True,

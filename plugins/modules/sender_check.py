@@ -32,6 +32,10 @@ description:
   - The organizational domain is found with a built-in rule (the last two labels, three under common suffixes such
     as C(co.uk)), not the Public Suffix List, so it can be wrong for other multi-label public suffixes.
   - Every DNS name is asked once per run; domains are checked concurrently on at most O(workers) threads.
+  - The task fails when a check has one of the statuses in O(fail_on) (by default a failed check), with the
+    whole result. V(unknown) is never success - RV(valid) is false when a check failed or is unknown.
+  - Unexpected data that stops the checks of one domain becomes a failed C(domain.check_error) check of that
+    domain; the other domains are still checked.
 requirements:
   - dnspython (Debian C(python3-dnspython)) for DNS checks.
   - pyspf (Debian C(python3-spf)) to evaluate SPF for the relay's IPs; without it that check is skipped.
@@ -111,23 +115,36 @@ options:
     elements: str
     default: []
   dns_port:
-    description: Port of O(nameservers).
+    description:
+      - Port of O(nameservers), 1 to 65535. Port 0 is refused, not replaced by 53.
     type: int
     default: 53
     aliases: [port]
   timeout:
-    description: Seconds to wait for one DNS answer.
+    description: Seconds to wait for one DNS answer, more than 0 and at most 300.
     type: float
     default: 5.0
   deadline:
     description:
-      - Seconds for the whole run. Questions not yet asked when it is reached are reported as V(unknown).
+      - Seconds for the whole run, more than 0 and at most 86400. Questions not yet asked when it is reached are
+        reported as V(unknown).
     type: float
     default: 120.0
   workers:
-    description: Number of domains checked at the same time.
+    description: Number of domains checked at the same time, 1 to 256.
     type: int
     default: 16
+  fail_on:
+    description:
+      - Check statuses that make the task fail. The failed result still holds RV(domains), RV(relay),
+        RV(valid) and RV(verdict).
+      - V([fail]) fails when a check failed. Add V(unknown) to fail when DNS did not answer, and V(warn) to fail on
+        warnings too. V([]) never fails on a check (only on bad options), so that RV(valid) or RV(verdict) can be
+        acted on.
+    type: list
+    elements: str
+    choices: [fail, warn, unknown]
+    default: [fail]
 notes:
   - Runs wherever the task runs; delegate it to C(localhost) to check from the controller.
   - Special-use and documentation names are refused even when a local DNS server answers for them.
@@ -153,10 +170,21 @@ EXAMPLES = r"""
   run_once: true
   register: senders
 
-- name: Fail when a sender domain would lose mail
+- name: Report only, then decide; unknown (DNS did not answer) is not valid either
+  smtp.relay.sender_check:
+    domains: [example.org, example.net]
+    fail_on: []
+  register: senders
+
+- name: Fail when a sender domain would lose mail or could not be checked
   ansible.builtin.assert:
     that: senders.valid
-    fail_msg: "{{ senders.msg }}"
+    fail_msg: "{{ senders.verdict }}: {{ senders.msg }}"
+
+- name: Fail the task itself on failed and unanswered checks alike
+  smtp.relay.sender_check:
+    domains: [example.org]
+    fail_on: [fail, unknown]
 
 - name: Check domains sent through Amazon SES, asking a given DNS server
   smtp.relay.sender_check:
@@ -168,16 +196,24 @@ EXAMPLES = r"""
 
 RETURN = r"""
 valid:
-  description: Whether no check failed for any domain (warnings and unknowns do not invalidate).
-  returned: success
+  description:
+    - Whether no check failed and none is V(unknown) for any domain. Warnings do not invalidate; a question DNS
+      never answered does.
+  returned: success, and on failure when a check had a status in O(fail_on)
   type: bool
+verdict:
+  description:
+    - The worst status of all checks, V(fail) > V(unknown) > V(warn) > V(pass) (skipped checks count as nothing).
+  returned: success, and on failure when a check had a status in O(fail_on)
+  type: str
+  sample: pass
 msg:
-  description: Counts of check statuses and the failed checks, for people.
-  returned: success
+  description: Counts of check statuses and the failed and unknown checks, for people.
+  returned: always
   type: str
 domains:
   description: One entry per sender domain (the normalized name; the raw text for names that are not valid).
-  returned: success
+  returned: success, and on failure when a check had a status in O(fail_on)
   type: dict
   contains:
     addresses:
@@ -185,8 +221,11 @@ domains:
       type: list
       elements: str
     valid:
-      description: Whether no check failed for this domain.
+      description: Whether no check failed and none is V(unknown) for this domain.
       type: bool
+    verdict:
+      description: The worst status of this domain's checks, V(fail) > V(unknown) > V(warn) > V(pass).
+      type: str
     checks:
       description:
         - One entry per check. Ids are stable whatever the status, for example C(domain.special_use),
@@ -202,7 +241,9 @@ domains:
           description: V(pass), V(warn), V(fail), V(unknown) or V(skip).
           type: str
         stage:
-          description: V(name), V(policy), V(dns), V(spf), V(dkim) or V(dmarc).
+          description:
+            - V(name), V(policy), V(dns), V(spf), V(dkim), V(dmarc), or V(internal) for C(domain.check_error)
+              (unexpected data stopped this domain's checks).
           type: str
         message:
           description: What was found.
@@ -212,7 +253,7 @@ domains:
           type: str
 relay:
   description: The relay as understood, and the egress IPs SPF was evaluated for.
-  returned: success
+  returned: success, and on failure when a check had a status in O(fail_on)
   type: dict
   contains:
     host:
@@ -231,14 +272,16 @@ relay:
       elements: dict
 dns_queries:
   description: Number of DNS questions asked (each name and type once per run).
-  returned: success
+  returned: success, and on failure when a check had a status in O(fail_on)
   type: int
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL_ON_CHOICES
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._sender import (
+    DEFAULT_FAIL_ON,
     DEFAULT_WORKERS,
     PROVIDERS,
     check_senders,
@@ -264,6 +307,12 @@ def main():
             "timeout": {"type": "float", "default": 5.0},
             "deadline": {"type": "float", "default": 120.0},
             "workers": {"type": "int", "default": DEFAULT_WORKERS},
+            "fail_on": {
+                "type": "list",
+                "elements": "str",
+                "choices": list(FAIL_ON_CHOICES),
+                "default": list(DEFAULT_FAIL_ON),
+            },
         },
         required_one_of=[("addresses", "domains")],
         supports_check_mode=True,
@@ -271,7 +320,7 @@ def main():
     try:
         result = check_senders(module.params)
     except SmtpRelayError as e:
-        module.fail_json(msg=e.msg, **e.details)
+        module.fail_json(msg=e.msg, changed=False, **e.details)
     module.exit_json(changed=False, **result)
 
 

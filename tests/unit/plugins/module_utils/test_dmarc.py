@@ -59,3 +59,21 @@ def test_prediction():
     assert _dmarc.predict(relaxed, envelope_domain="sender-ok.org", spf_pass=None, **args).passes is None
     signed = {**args, "dkim_domain": "sender-ok.org", "dkim_pass": True}
     assert _dmarc.predict(record, envelope_domain="relay-lab.net", spf_pass=True, **signed).passes
+
+
+@pytest.mark.parametrize(
+    "pct",
+    ["\u0661\u0660\u0660", "\u0661\u0660", "\uff11\uff10\uff10", "\xb9\u2070\u2070", "\xb2", "101", "-1", "", "50%"],
+)
+def test_pct_is_ascii_digits_0_to_100(pct):
+    # int() reads Arabic-Indic and fullwidth digits and raises on superscripts: none of them is DMARC's DIGIT.
+    _unused, problems = _dmarc.parse_record(f"v=DMARC1; p=reject; pct={pct}")
+    assert any(p.startswith("pct=") and "ASCII digits" in p for p in problems), problems
+
+
+@pytest.mark.parametrize(("pct", "value"), [("0", 0), ("100", 100), ("007", 7), (None, 100)])
+def test_pct_value(pct, value):
+    text = "v=DMARC1; p=reject" + (f"; pct={pct}" if pct is not None else "")
+    tags, problems = _dmarc.parse_record(text)
+    assert not problems
+    assert _dmarc.DmarcRecord("ok", "x.org", text, tags).pct == value

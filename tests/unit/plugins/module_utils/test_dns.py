@@ -129,3 +129,26 @@ def test_run_bounded_keeps_order_and_bounds_threads():
     assert 1 < peak[0] <= 3
     with pytest.raises(SmtpRelayError):
         run_bounded(work, [1], 0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"timeout": float("nan")}, "timeout"),
+        ({"timeout": float("inf")}, "timeout"),
+        ({"deadline": float("nan")}, "deadline"),
+        ({"port": True}, "port"),
+        ({"port": "\uff15\uff13"}, "port"),
+        ({"nameservers": [1]}, "nameservers"),
+    ],
+)
+def test_make_resolver_refuses_what_disables_its_bounds(kwargs, field):
+    # NaN compares false with everything: "timeout <= 0" let it through and no question was ever bounded.
+    with pytest.raises(SmtpRelayError) as err:
+        make_resolver(backend=StaticBackend({}), **kwargs)
+    assert err.value.details["field"] == field
+
+
+def test_resolver_refuses_nan_timeout():
+    with pytest.raises(SmtpRelayError):
+        Resolver(StaticBackend({}), timeout=float("nan"))

@@ -55,3 +55,23 @@ def test_pkcs1_key_size():
     # The BIT STRING's content after the unused-bits byte is the bare RSAPublicKey some signers publish.
     inner = der[der.index(b"\x03\x82") + 5 :]
     assert dkim.rsa_modulus_bits(inner) == 2048
+
+
+def _spki_around(der: bytes) -> bytes:
+    from tests.unit.plugins.module_utils.sender_fakes import _der
+
+    algorithm = _der(0x30, bytes.fromhex("06092a864886f70d010101") + b"\x05\x00")
+    return _der(0x30, algorithm + _der(0x03, b"\x00" + der))
+
+
+def test_nested_key_info_is_refused_not_recursed_into():
+    der = base64.b64decode(rsa_key_b64(1024))
+    with pytest.raises(ValueError, match="nested"):
+        dkim.rsa_modulus_bits(_spki_around(der))
+    deep = der
+    for _unused in range(5000):
+        deep = _spki_around(deep)
+    with pytest.raises(ValueError):  # was RecursionError, which nothing caught
+        dkim.rsa_modulus_bits(deep)
+    found = key(f"v=DKIM1; p={base64.b64encode(deep).decode()}")
+    assert found.status == "invalid" and "nested" in found.problems[0]

@@ -91,3 +91,10 @@ def test_bad_rule_names_the_field_and_value():
     assert "allowed_domains" in err.value.msg
     assert "*.bad_name.org" in err.value.msg
     assert err.value.details["field"] == "allowed_domains"
+
+
+@pytest.mark.parametrize("address", ["a\n@example.org", "a\nb@example.org", "é\x00@example.org", "é\u2028@example.org"])
+def test_control_and_line_separator_characters_in_local_parts_are_refused(address):
+    # "$" in the dot-atom pattern matched before a final newline, and non-ASCII local parts were not looked at.
+    with pytest.raises(ValueError, match="control"):
+        names.split_address(address)

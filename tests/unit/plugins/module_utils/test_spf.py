@@ -131,3 +131,12 @@ def test_evaluate_uses_our_resolver_and_restores_pyspf_default():
     assert _spf.evaluate(r, "127.0.2.9", "postmaster@d.org", "d.org")[0] == "fail"
     assert _spf.evaluate(Resolver(StaticBackend({}, ["d.org"])), "127.0.1.9", "a@d.org", "d.org")[0] == "temperror"
     assert getattr(_spf._current, "resolver", None) is None
+
+
+@pytest.mark.parametrize(
+    "record", ["v=spf1 a/\u0662\u0664 -all", "v=spf1 mx:x.org/\uff12\uff14 -all", "v=spf1 a//\uff16\uff14 -all"]
+)
+def test_cidr_lengths_are_ascii_digits(record):
+    # \d took other scripts' digits and int() read them: Arabic-Indic 24 was taken as /24; receivers see a permerror.
+    with pytest.raises(ValueError):
+        _spf.parse_record(record)

@@ -85,3 +85,38 @@ def test_nameservers_need_dnspython(run_module, monkeypatch):
     monkeypatch.setattr(module, "HAS_DNSPYTHON", False)
     result = run_module(module.main, {**ARGS, "nameservers": ["127.0.0.1"]})
     assert result["failed"] is True and "dnspython" in result["msg"]
+
+
+def test_world_granting_request_fails_even_with_report_only(run_module, tmp_path):
+    dest = tmp_path / "request.csv"
+    for args in ({"ipv4": ["0.0.0.0/0"]}, {"ipv6": ["::ffff:127.0.0.1"]}, {"egress": ["10.0.0.0/8"]}):
+        result = run_module(module.main, {**ARGS, **args, "report_only": True, "dest": str(dest), "format": "csv"})
+        assert result["failed"] is True, result
+        assert result["checks"][0]["status"] == "fail"
+        assert "rendered" not in result
+        assert not dest.exists()
+
+
+def test_unknown_is_not_valid_and_fail_on_unknown_fails(run_module, fakes):
+    _host, resolver = fakes
+    resolver.broken.add("h1.example.test")
+    result = run_module(module.main, ARGS)
+    assert not result.get("failed")
+    assert result["valid"] is False and result["verdict"] == "unknown"
+    strict = run_module(module.main, {**ARGS, "fail_on": ["unknown"]})
+    assert strict["failed"] is True and strict["verdict"] == "unknown"
+    assert strict["request"]["fqdn"] == "h1.example.test" and strict["checks"]
+
+
+def test_csv_and_latin1_dest(run_module, tmp_path):
+    dest = tmp_path / "request.csv"
+    dest.write_bytes(b"\xe9t\xe9\n")
+    result = run_module(module.main, {**ARGS, "team": "=SUM(A1:A9)", "format": "csv", "dest": str(dest)}, diff=True)
+    assert not result.get("failed"), result.get("msg")
+    assert result["changed"] is True
+    assert ",'=SUM(A1:A9)," in dest.read_text()
+
+
+def test_port_zero_refused(run_module):
+    result = run_module(module.main, {**ARGS, "nameservers": ["192.0.2.53"], "dns_port": 0})
+    assert result["failed"] and result["field"] == "dns_port"
