@@ -20,7 +20,7 @@ TLS_MODES = ("starttls", "implicit", "none")
 IMPLICIT_TLS_PORTS = frozenset({465, 2465})
 STARTTLS_PORTS = frozenset({25, 587, 2525, 2587})
 
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 # Characters that must never reach a Postfix file: C0/C1 controls and every character Python (or an
 # editor) treats as a line boundary. Postfix itself splits main.cf and maps on "\n" only, so a value holding
 # one of them is read by Postfix one way and by every other tool another way.
@@ -72,7 +72,7 @@ def is_hostname(name: str) -> bool:
     if not name or len(name) > 253:
         return False
     labels = name[:-1].split(".") if name.endswith(".") else name.split(".")
-    return all(_LABEL.match(label) for label in labels) and not labels[-1].isdigit()
+    return all(_LABEL.fullmatch(label) for label in labels) and not labels[-1].isdigit()
 
 
 def ip_address(text: str):

@@ -204,3 +204,10 @@ def test_ses_empty_secret_refused_without_echo():
 
 def test_ses_endpoint():
     assert ses_endpoint("eu-west-1") == "email-smtp.eu-west-1.amazonaws.com"
+
+
+@pytest.mark.parametrize("name", ["a\n.example.org", "relay.example.org\n", "a.example.org\u2028"])
+def test_a_host_name_never_ends_or_hides_a_line_break(name):
+    from ansible_collections.smtp.relay.plugins.module_utils._relayhost import is_hostname
+
+    assert is_hostname(name) is False
