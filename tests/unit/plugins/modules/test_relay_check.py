@@ -12,6 +12,9 @@ from ansible_collections.smtp.relay.plugins.module_utils import _relaycheck
 from ansible_collections.smtp.relay.plugins.modules import relay_check as module
 from tests.unit.plugins.module_utils.smtp_fakes import FakeNetwork
 
+# Each test runs on the controller as it is and as if it had Postfix installed (conftest's controller fixture).
+pytestmark = pytest.mark.usefixtures("controller")
+
 SECRET = "m0dule-s3cret"
 SETTINGS = {
     "relayhost": "[smtp.example.org]:587",
@@ -36,6 +39,18 @@ def test_preflight_passes(run_module):
     assert result["relayhosts"][0]["port"] == 587
     assert " pass" in result["msg"] and "fail" not in result["msg"]
     assert {c["status"] for c in result["checks"]} <= {"pass", "warn"}
+
+
+def test_settings_read_from_the_hosts_postfix(run_module, fake, tmp_path):
+    # "The host" is the fake postconf over a main.cf in tmp_path: never the controller's /etc/postfix or SASL plugins.
+    (tmp_path / "main.cf").write_text("relayhost = [smtp.example.org]:587\nsmtp_tls_security_level = encrypt\n")
+    result = run_module(module.main, {"probe": False, "config_dir": str(tmp_path)})
+    assert not result.get("failed"), result
+    assert result["settings_source"] == "host"
+    assert result["relayhost"] == "[smtp.example.org]:587"
+    assert result["tls_mode"] == "starttls"
+    assert "sasl.plugins_missing" not in {c["id"] for c in result["checks"]}  # no SASL plugin directory: not judged
+    assert ["-n", "-c", str(tmp_path)] in [call[1:] for call in fake.called("postconf")]
 
 
 def test_preflight_failure_names_the_parameter(run_module):

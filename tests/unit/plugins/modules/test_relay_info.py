@@ -11,6 +11,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.smtp.relay.plugins.modules import relay_info as module
 from tests.unit.plugins.module_utils.postfix_fake import FakePostfix
 
+# Each test runs on the controller as it is and as if it had Postfix installed (conftest's controller fixture).
+pytestmark = pytest.mark.usefixtures("controller")
+
 
 @pytest.fixture
 def host(monkeypatch):
