@@ -97,8 +97,13 @@ demo: deps venv images
 	$(BIN)/python -m tests.peers.lab up
 	bash demo/run.sh
 
-bench: deps venv
-	$(BIN)/python bench/sender_check.py --domains 500 --runs 3
+# BENCH_HOSTS: fleet sizes for the role/playbook benchmark (comma separated).
+BENCH_HOSTS ?= 1,10,30
+bench: deps venv images link
+	$(BIN)/python -m tests.peers.lab up
+	trap '$(BIN)/python -m tests.peers.lab down' EXIT; \
+	  $(BIN)/python bench/sender_check.py --domains 500 --runs 3 && \
+	  $(BIN)/python bench/fleet.py --hosts $(BENCH_HOSTS) --runs 3
 
 build: venv
 	rm -f smtp-relay-*.tar.gz
