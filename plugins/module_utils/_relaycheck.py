@@ -14,7 +14,7 @@ import os
 import re
 import socket
 
-from ansible_collections.smtp.relay.plugins.module_utils._checks import is_valid, summary
+from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, PASS, check, is_valid, summary
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._postconf import (
     DEFAULT_CONFIG_DIR,
@@ -29,7 +29,12 @@ from ansible_collections.smtp.relay.plugins.module_utils._relayhost import (
     parse_relayhost,
     reject_control_characters,
 )
-from ansible_collections.smtp.relay.plugins.module_utils._relayinfo import configured_credentials, sasl_map_keys
+from ansible_collections.smtp.relay.plugins.module_utils._relayinfo import (
+    compare,
+    configured_credentials,
+    gather,
+    sasl_map_keys,
+)
 from ansible_collections.smtp.relay.plugins.module_utils._rules import (
     ENCRYPTING_LEVELS,
     RELAY_PARAMETERS,
@@ -69,6 +74,7 @@ OPTION_DEFAULTS = {
     "sasl_keys": None,
     "config_dir": DEFAULT_CONFIG_DIR,
     "nameservers": None,
+    "expect": None,
 }
 
 
@@ -124,6 +130,8 @@ def validate_options(params: dict) -> dict:
         opts["settings"] = {str(k): normalize_value(str(k), v) for k, v in opts["settings"].items()}
     if opts["sasl_keys"] is not None:
         opts["sasl_keys"] = [_one_line("sasl_keys", k) for k in opts["sasl_keys"]]
+    if opts["expect"] is not None and not isinstance(opts["expect"], dict):
+        raise SmtpRelayError("expect must be a dict of relay_info field: expected value", field="expect")
     return opts
 
 
@@ -254,6 +262,16 @@ def _probe_spec(opts: dict, s: Settings, relay: dict, source: str, check_mode: b
     )
 
 
+def _expectations(result: dict, opts: dict, runner: PostconfRunner | None) -> dict:
+    """relay_info's facts and comparison in the same call (one round trip for smtp.relay.verify)."""
+    facts = gather(runner, opts["config_dir"]) if runner is not None else {"postfix_installed": False}
+    mismatches = compare(facts, opts["expect"])
+    result.update(relay=facts, mismatches=mismatches)
+    if mismatches:
+        return check("host.expectations", FAIL, "; ".join(mismatches), "static", "converge the host, or fix expect")
+    return check("host.expectations", PASS, f"{len(opts['expect'])} expectation(s) met", "static")
+
+
 def run(params: dict, runner: PostconfRunner | None = None, *, check_mode: bool = False, network=None) -> dict:
     """Static rules (and the probe): the full result, whatever the checks say."""
     opts = validate_options(params)
@@ -282,6 +300,8 @@ def run(params: dict, runner: PostconfRunner | None = None, *, check_mode: bool 
         result["tls_mode"] = opts["tls"] or s.tls_mode()
         result.update(tls={}, auth={}, queue_id=None, server=None, address=None)
     checks = static_checks(settings, ctx) + probe_checks
+    if opts["expect"] is not None:
+        checks.append(_expectations(result, opts, runner))
     result.update(valid=is_valid(checks), checks=checks, msg=summary(checks))
     return result
 

@@ -128,6 +128,12 @@ options:
     description: DNS servers to ask for the relay's MX records (IP addresses). Default is the system's resolvers.
     type: list
     elements: str
+  expect:
+    description:
+      - Expected values of the host's relay facts, exactly as the O(smtp.relay.relay_info#module:expect) option of
+        M(smtp.relay.relay_info) takes them. The facts are read and compared in the same call, returned as
+        RV(relay) and RV(mismatches), and check C(host.expectations) fails on a mismatch.
+    type: dict
 notes:
   - Certificate names are matched as Postfix does at C(smtp_tls_security_level=verify) (C(smtp_tls_verify_cert_match))
     and C(secure) (C(smtp_tls_secure_cert_match)); below C(verify) certificate problems are warnings, since Postfix
@@ -177,6 +183,15 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+relay:
+  description: The host's relay facts, as M(smtp.relay.relay_info) returns them.
+  returned: when O(expect) is given
+  type: dict
+mismatches:
+  description: One line per expectation the host does not meet.
+  returned: when O(expect) is given
+  type: list
+  elements: str
 valid:
   description: Whether no check failed (warnings and unknowns do not invalidate).
   returned: always
@@ -196,7 +211,7 @@ checks:
       C(tls.not_encrypted), C(tls.opportunistic), C(tls.verify_without_ca), C(tls.ca_missing), C(sasl.not_enabled),
       C(sasl.security_options_invalid), C(sasl.without_encryption), C(sasl.no_password_maps),
       C(sasl.key_mismatch), C(sasl.no_worthy_mechs), C(sasl.plugins_missing), C(params.obsolete),
-      C(params.mistyped), C(params.unknown), C(params.bad_boolean).
+      C(params.mistyped), C(params.unknown), C(params.bad_boolean); C(host.expectations) with O(expect).
     - Probe base ids, then their failure ids - C(dns.mx) (C(dns.no_mx)), C(dns.address) (C(dns.no_address)),
       C(tcp.connect) (C(tcp.timeout), C(tcp.refused), C(tcp.unreachable), C(tcp.error)), C(smtp.banner)
       (C(smtp.no_banner), C(smtp.banner_rejected)), C(smtp.ehlo) (C(smtp.ehlo_rejected)), C(tls.handshake)
@@ -330,6 +345,7 @@ def main():
             "sasl_keys": {"type": "list", "elements": "str", "no_log": False},
             "config_dir": {"type": "path", "default": "/etc/postfix"},
             "nameservers": {"type": "list", "elements": "str"},
+            "expect": {"type": "dict"},
         },
         required_together=[("username", "password")],
         supports_check_mode=True,

@@ -120,6 +120,19 @@ def test_host_settings_are_read_with_postconf(postfix_host):
     assert "params.obsolete" not in ids(result)  # defaults such as smtp_use_tls = no are not judged
 
 
+def test_expectations_are_compared_in_the_same_call(postfix_host):
+    runner = PostconfRunner(FakePostfix())
+    met = run({"probe": False, "config_dir": str(postfix_host), "expect": {"relayhost": "[relay.example.test]:587"}},
+              runner)  # fmt: skip
+    assert met["mismatches"] == []
+    assert "host.expectations" in ids(met, "pass")
+    assert met["relay"]["relayhost"] == "[relay.example.test]:587"
+    drift = run({"probe": False, "config_dir": str(postfix_host), "expect": {"relayhost": "[other.example]:587"}},
+                runner)  # fmt: skip
+    assert drift["mismatches"][0].startswith("relayhost: expected [other.example]:587")
+    assert "host.expectations" in ids(drift, "fail")
+
+
 def test_probe_with_configured_credentials_never_returns_them(postfix_host):
     relay = {"users": {"relayuser": SECRET}, "extensions": ("AUTH PLAIN LOGIN",)}
     network = FakeNetwork(addresses={"relay.example.test": ["192.0.2.25"]}, relay_kwargs=relay)
