@@ -13,6 +13,8 @@ import re
 import socket
 import subprocess
 
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost import SEPARATORS
+
 # Route lookups for hosts with no known relay: documentation addresses (RFC 5737, RFC 3849). A UDP
 # connect() only asks the kernel for a route and a source address; no packet is sent to them.
 ROUTE_PROBE = {4: "192.0.2.1", 6: "2001:db8::1"}
@@ -31,7 +33,7 @@ def subprocess_runner(argv):
 
 def parse_inet_protocols(value: str | None) -> set[int]:
     """Postfix inet_protocols -> address families it may use; `all` (the default) means both."""
-    words = set(re.split(r"[,\s]+", (value or "all").strip().lower())) - {""}
+    words = set(SEPARATORS.split((value or "all").strip().lower())) - {""}
     if not words or "all" in words:
         return {4, 6}
     return {int(w[3]) for w in words if w in ("ipv4", "ipv6")}
