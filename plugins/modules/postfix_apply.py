@@ -51,6 +51,7 @@ options:
   map_type:
     description: Type of the tables. Default, the host's C(default_database_type).
     type: str
+    choices: [hash, btree, lmdb, cdb, texthash]
   mailname_file:
     description: Path of the mail name file to write (C(/etc/mailname) on Debian). Nothing is written without it.
     type: path
@@ -73,7 +74,6 @@ options:
 seealso:
   - module: smtp.relay.postconf
   - module: smtp.relay.postfix_map
-  - role: smtp.relay.postfix
 """
 
 EXAMPLES = r"""

@@ -134,7 +134,7 @@ def test_linking_races_leave_one_good_link(tmp_path):
     # Several pytest processes starting at once (two engineers, xdist) all create the link.
     top = tmp_path / "collections"
     code = f"import pathlib, tests.unit.bootstrap as b; b.link_collection(pathlib.Path({str(top)!r}))"
-    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=bootstrap.ROOT) for _ in range(6)]
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=bootstrap.ROOT) for _racer in range(6)]
     assert [p.wait(timeout=60) for p in procs] == [0] * 6
     assert sorted(os.listdir(top / "ansible_collections" / "smtp")) == ["relay"]
     assert (top / "ansible_collections" / "smtp" / "relay").resolve() == bootstrap.ROOT
