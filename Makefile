@@ -105,9 +105,21 @@ bench: deps venv images link
 	  $(BIN)/python bench/sender_check.py --domains 500 --runs 3 && \
 	  $(BIN)/python bench/fleet.py --hosts $(BENCH_HOSTS) --runs 3
 
+# The tarball holds the files git tracks, as they are in the work tree (uncommitted edits included), and nothing
+# else: they are copied to a temporary tree and built there, so caches, venvs, lab state and outputs never ship
+# (build_ignore in galaxy.yml is the second line of defence). A tracked file deleted from the work tree is left out.
+# BUILD_OUTPUT: the directory for smtp-relay-VERSION.tar.gz (default: the repository root).
+build: BUILD_OUTPUT ?= $(ROOT)
 build: venv
-	rm -f smtp-relay-*.tar.gz
-	$(BIN)/ansible-galaxy collection build --force .
+	mkdir -p "$(BUILD_OUTPUT)" && rm -f "$(BUILD_OUTPUT)"/smtp-relay-*.tar.gz
+	@untracked=$$(git -C "$(ROOT)" ls-files -o --exclude-standard -- galaxy.yml meta plugins roles playbooks \
+	  changelogs README.md LICENSE); \
+	  if [ -n "$$untracked" ]; then echo "warning: not tracked by git, so not in the tarball:"; echo "$$untracked"; fi
+	tree=$$(mktemp -d); trap 'rm -rf "$$tree"' EXIT; \
+	  git -C "$(ROOT)" ls-files -z --cached | while IFS= read -r -d '' f; do \
+	    if [ -e "$(ROOT)/$$f" ] || [ -L "$(ROOT)/$$f" ]; then printf '%s\0' "$$f"; fi; done \
+	  | tar -C "$(ROOT)" --null --no-recursion -T - -cf - | tar -C "$$tree" -xf -; \
+	  cd "$$tree" && $(BIN)/ansible-galaxy collection build --force --output-path "$(abspath $(BUILD_OUTPUT))" .
 
 clean:
 	-$(BIN)/python -m tests.peers.lab down
