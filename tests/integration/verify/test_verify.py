@@ -123,6 +123,25 @@ def test_a_tls_override_in_postfix_main_cf_is_not_drift(tmp_path, hosts, campus)
         assert rc == 0, output
 
 
+def test_a_relay_name_nobody_answers_for_fails_the_host(tmp_path, hosts, campus):
+    # unknown is not success: with a resolver that never answers, the probe cannot tell, and CI must fail.
+    fleet.on_host(V1, "sh", "-c", "cp /etc/resolv.conf /root/resolv.conf.bak")
+    silent = "printf 'nameserver 10.89.100.250\noptions timeout:1 attempts:1\n' > /etc/resolv.conf"
+    fleet.on_host(V1, "sh", "-c", silent)
+    try:
+        rc, _changed, output = fleet.play(tmp_path, [V1], "smtp.relay.verify", campus)
+        relaxed, _changed, relaxed_output = fleet.play(
+            tmp_path, [V1], "smtp.relay.verify", {**campus, "verify_fail_on": ["fail"]}
+        )
+    finally:
+        fleet.on_host(V1, "sh", "-c", "cp /root/resolv.conf.bak /etc/resolv.conf")
+    assert rc != 0, output
+    assert table(output)[V1]["probe"] == "FAILED"
+    assert "dns.address" in output
+    assert relaxed == 0, relaxed_output
+    assert table(relaxed_output)[V1]["probe"] == "ok"
+
+
 def test_deferred_mail_is_reported(tmp_path, hosts, campus):
     lab.relay_stop()
     try:
