@@ -17,12 +17,13 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_CONFIG := $(ROOT)/tests/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help deps venv link images lint copy sanity units peers-up peers-down integration molecule test demo bench build clean
+.PHONY: help deps venv link images lint copy sanity units peers-up peers-down integration molecule test demo bench build clean docs
 
 help:
 	@echo "make test   - every check, end to end, with its own set-up and clean-up (about 30 minutes)"
 	@echo "make demo   - configure, verify, mail through and write allowlist requests for a local fleet"
 	@echo "make bench  - benchmarks (see README)"
+	@echo "make docs   - the HTML docs site, into .cache/docs/html"
 
 # Debian packages the tests need on this machine; installed only where missing.
 deps:
@@ -55,7 +56,7 @@ lint: venv
 # ansible-test wants a real tree at ansible_collections/NS/NAME: copy what the collection ships.
 copy: venv
 	rm -rf $(COPY_ROOT) && mkdir -p $(COPY_ROOT)
-	git ls-files -co --exclude-standard | grep -v -E '^(\.ci|demo|bench|tests/images)/' | rsync -a --files-from=- . $(COPY_ROOT)/
+	git ls-files -co --exclude-standard | grep -v -E '^(\.ci|demo|bench|docs|tests/images)/' | rsync -a --files-from=- . $(COPY_ROOT)/
 	# The copy sits inside this repository's ignored .cache: give it its own git so ansible-test sees its files.
 	cd $(COPY_ROOT) && git init -q && git add -A
 
@@ -89,6 +90,7 @@ test: deps venv images
 	$(MAKE) lint
 	$(MAKE) units
 	$(MAKE) sanity
+	$(MAKE) docs
 	$(BIN)/python -m tests.peers.lab up
 	trap '$(BIN)/python -m tests.peers.lab down' EXIT; \
 	  $(MAKE) integration && $(MAKE) molecule
@@ -120,6 +122,14 @@ build: venv
 	    if [ -e "$(ROOT)/$$f" ] || [ -L "$(ROOT)/$$f" ]; then printf '%s\0' "$$f"; fi; done \
 	  | tar -C "$(ROOT)" --null --no-recursion -T - -cf - | tar -C "$$tree" -xf -; \
 	  cd "$$tree" && $(BIN)/ansible-galaxy collection build --force --output-path "$(abspath $(BUILD_OUTPUT))" .
+
+# The docs site (docs/build.sh): antsibull-docs and Sphinx, pinned in docs/requirements.txt, go into the same venv.
+$(BIN)/.docs-stamp: docs/requirements.txt $(BIN)/.stamp
+	$(BIN)/pip install -q -r docs/requirements.txt
+	touch $@
+
+docs: venv $(BIN)/.docs-stamp
+	bash docs/build.sh
 
 clean:
 	-$(BIN)/python -m tests.peers.lab down
