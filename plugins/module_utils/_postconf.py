@@ -116,6 +116,24 @@ class PostconfRunner:
         return self._defaults
 
 
+class ReadOnlyRunner(PostconfRunner):
+    """A runner for modules that only read: each distinct command runs once per module call.
+
+    relay_check reads the same settings for its rules and for relay_info's expectations; on a fleet every
+    postconf saved is a process saved per host.
+    """
+
+    def __init__(self, run_command: Callable, which: Callable[[str], str | None] | None = None):
+        super().__init__(run_command, which)
+        self._done: dict[tuple, tuple[int, str, str]] = {}
+
+    def run_unchecked(self, binary: str, args: list[str]) -> tuple[int, str, str]:
+        key = (binary, *args)
+        if key not in self._done:
+            self._done[key] = super().run_unchecked(binary, args)
+        return self._done[key]
+
+
 def lines_of(text: str, keepends: bool = False) -> list[str]:
     """Lines the way Postfix splits its files: at "\n" only (str.splitlines also splits at U+2028, \f...)."""
     parts = text.split("\n")

@@ -318,7 +318,7 @@ queue_id:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._postconf import PostconfRunner
+from ansible_collections.smtp.relay.plugins.module_utils._postconf import ReadOnlyRunner
 from ansible_collections.smtp.relay.plugins.module_utils._relaycheck import DEFAULT_TIMEOUT, relay_check
 
 
@@ -351,7 +351,7 @@ def main():
         supports_check_mode=True,
     )
     try:
-        result = relay_check(module.params, PostconfRunner.for_module(module), check_mode=module.check_mode)
+        result = relay_check(module.params, ReadOnlyRunner.for_module(module), check_mode=module.check_mode)
     except SmtpRelayError as e:
         module.fail_json(msg=e.msg, changed=False, **e.details)
     module.exit_json(changed=False, **result)

@@ -14,6 +14,7 @@ from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRela
 from ansible_collections.smtp.relay.plugins.module_utils._postconf import (
     MASK,
     PostconfRunner,
+    ReadOnlyRunner,
     apply,
     check_parameters,
     normalize_settings,
@@ -426,3 +427,18 @@ def test_a_directory_where_main_cf_should_be_is_a_clear_error(runner, tmp_path):
     (tmp_path / "main.cf").mkdir()
     with pytest.raises(SmtpRelayError, match="is a directory"):
         apply(runner, {"myorigin": "example.org"}, config_dir=str(tmp_path))
+
+
+def test_a_read_only_runner_runs_each_command_once():
+    calls = []
+
+    def run_command(argv):
+        calls.append(tuple(argv))
+        return 0, f"out {len(calls)}\n", ""
+
+    runner = ReadOnlyRunner(run_command)
+    first = runner.run_unchecked("postconf", ["-n"])
+    assert runner.run_unchecked("postconf", ["-n"]) == first
+    assert runner.postconf(["-d", "-h", "mail_version"]) == ("out 2\n", "")
+    assert runner.run_unchecked("postconf", ["-d", "-h", "mail_version"]) == (0, "out 2\n", "")
+    assert calls == [("postconf", "-n"), ("postconf", "-d", "-h", "mail_version")]
