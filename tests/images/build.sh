@@ -7,9 +7,10 @@ here="$(cd "$(dirname "$0")" && pwd)"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$here/../containers.conf}"
 
 suite=bookworm
-base_packages=python3,python3-apt,systemd,systemd-sysv,dbus,ca-certificates,iproute2,procps,sudo,apt-utils
+# openssh-server: `make bench` also measures the SSH transport; the service is off unless a benchmark starts it.
+base_packages=python3,python3-apt,systemd,systemd-sysv,dbus,ca-certificates,iproute2,procps,sudo,apt-utils,openssh-server
 # Bump when the steps below change (the hash names the image).
-recipe_version=2
+recipe_version=3
 base_recipe="$(printf "%s\n" "$recipe_version" "$suite" "$base_packages" | sha256sum | cut -c1-12)"
 base="localhost/smtprelay-debian:$base_recipe"
 
@@ -20,6 +21,8 @@ if ! podman image exists "$base"; then
     debootstrap --variant=minbase --include="$base_packages" "$suite" "$rootfs" >/dev/null
     # An empty machine-id lets systemd generate one per container.
     : > "$rootfs/etc/machine-id"
+    # Nothing listens on the network unless a test asks: sshd stays off (the benchmark starts it).
+    rm -f "$rootfs"/etc/systemd/system/multi-user.target.wants/ssh.service "$rootfs"/etc/systemd/system/sshd.service
     # Package lists stay, as on a real server: the role refreshes them only when older than a day.
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb
     tar -C "$rootfs" -c . | podman import \
