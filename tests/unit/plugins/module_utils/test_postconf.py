@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -24,6 +25,7 @@ from ansible_collections.smtp.relay.plugins.module_utils._postconf import (
     postfix_version,
     read_effective,
     read_nondefault,
+    validate_staged,
 )
 from tests.unit.plugins.module_utils.postfix_fake import DEFAULTS, FakePostfix
 
@@ -442,3 +444,30 @@ def test_a_read_only_runner_runs_each_command_once():
     assert runner.postconf(["-d", "-h", "mail_version"]) == ("out 2\n", "")
     assert runner.run_unchecked("postconf", ["-d", "-h", "mail_version"]) == (0, "out 2\n", "")
     assert calls == [("postconf", "-n"), ("postconf", "-d", "-h", "mail_version")]
+
+
+def test_staging_holds_what_postconf_reads_beside_main_cf(tmp_path):
+    """Without dynamicmaps.cf postconf stalls about two seconds and does not know plug-in map types."""
+    config = tmp_path / "etc"
+    (config / "dynamicmaps.cf.d").mkdir(parents=True)
+    (config / "dynamicmaps.cf.d" / "pcre").write_text("pcre postfix-pcre.so dict_pcre_open\n")
+    (config / "dynamicmaps.cf").write_text("lmdb postfix-lmdb.so dict_lmdb_open\n")
+    (config / "master.cf").write_text("smtp inet n - y - - smtpd\n")
+    seen = {}
+
+    def run_command(argv):
+        staging = argv[argv.index("-c") + 1]
+        seen.update({p.relative_to(staging).as_posix(): p.read_text() for p in Path(staging).rglob("*") if p.is_file()})
+        return 0, "", ""
+
+    warnings = validate_staged(
+        PostconfRunner(run_command), str(config), "relayhost = x\n", introduced=["relayhost"],
+        allow_unknown=False, mask=str,
+    )  # fmt: skip
+    assert warnings == []
+    assert seen == {
+        "main.cf": "relayhost = x\n",
+        "master.cf": "smtp inet n - y - - smtpd\n",
+        "dynamicmaps.cf": "lmdb postfix-lmdb.so dict_lmdb_open\n",
+        "dynamicmaps.cf.d/pcre": "pcre postfix-pcre.so dict_pcre_open\n",
+    }
