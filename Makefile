@@ -99,13 +99,15 @@ demo: deps venv images
 	$(BIN)/python -m tests.peers.lab up
 	bash demo/run.sh
 
-# BENCH_HOSTS: fleet sizes for the role/playbook benchmark (comma separated).
-BENCH_HOSTS ?= 1,10,30
+# BENCH_HOSTS: fleet sizes measured in full (both transports, every playbook); BENCH_GROWTH: sizes measured for
+# the first converge, the floor and the rerun only, to show growth (comma separated).
+BENCH_HOSTS ?= 10
+BENCH_GROWTH ?= 1,30
 bench: deps venv images link
 	$(BIN)/python -m tests.peers.lab up
 	trap '$(BIN)/python -m tests.peers.lab down' EXIT; \
 	  $(BIN)/python bench/sender_check.py --domains 500 --runs 3 && \
-	  $(BIN)/python bench/fleet.py --hosts $(BENCH_HOSTS) --runs 3
+	  $(BIN)/python bench/fleet.py --hosts $(BENCH_HOSTS) --growth $(BENCH_GROWTH) --runs 3
 
 # The tarball holds the files git tracks, as they are in the work tree (uncommitted edits included), and nothing
 # else: they are copied to a temporary tree and built there, so caches, venvs, lab state and outputs never ship
