@@ -5,15 +5,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
 import os
 import re
 import socket
 import stat
-import tempfile
-import traceback
 
 from ._checks import (
     FAIL,
@@ -33,21 +30,11 @@ from ._checks import (
     verdict,
     with_status,
 )
-from ._dns import nameserver_addresses
+from ._dns import DNSPYTHON, dns, nameserver_addresses
 from ._errors import SmtpRelayError
+from ._files import write_atomically
 from ._hostinfo import ROUTE_PROBE, parse_inet_protocols
 from ._relayhost import RelayhostError, ip_address, is_hostname, parse_relayhost
-
-try:
-    import dns.exception
-    import dns.resolver
-    import dns.reversename
-except ImportError:
-    HAS_DNSPYTHON = False
-    DNSPYTHON_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_DNSPYTHON = True
-    DNSPYTHON_IMPORT_ERROR = None
 
 FORMATS = ("mail", "markdown", "json", "yaml", "csv")
 DEFAULT_SUBJECT = "Email sending: allowlist server"
@@ -128,6 +115,7 @@ class DnspythonResolver:
     """Given name servers (and port), through dnspython: the DNS view, without /etc/hosts."""
 
     def __init__(self, nameservers, port: int = 53, timeout: float = 5.0):
+        DNSPYTHON.require("to query the DNS servers given in nameservers")
         self.resolver = dns.resolver.Resolver(configure=False)
         self.resolver.nameservers = list(nameservers)
         self.resolver.port = port
@@ -764,7 +752,7 @@ def write_if_changed(dest: str, content: str, check_mode: bool = False) -> tuple
         with open(dest, "rb") as f:
             before = f.read()
     except FileNotFoundError:
-        before, st = None, None
+        before = None
     except OSError as e:
         raise _refuse("dest", dest, f"cannot be read: {e.strerror or e}") from None
     if before == data:
@@ -779,23 +767,9 @@ def write_if_changed(dest: str, content: str, check_mode: bool = False) -> tuple
     if check_mode:
         return True, diff
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".allowlist-", dir=directory)
+        write_atomically(dest, data)
     except OSError as e:
-        raise _refuse("dest", dest, f"cannot be written in {directory}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, stat.S_IMODE(st.st_mode) if st else 0o644)
-        if st:
-            with contextlib.suppress(PermissionError):
-                os.chown(tmp, st.st_uid, st.st_gid)
-        os.replace(tmp, dest)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise _refuse("dest", dest, f"cannot be written: {e.strerror or e}") from None
-        raise
+        raise _refuse("dest", dest, f"cannot be written: {e.strerror or e}") from None
     return True, diff
 
 

@@ -13,15 +13,15 @@ from __future__ import annotations
 import os
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+from ansible_collections.smtp.relay.plugins.module_utils._files import write_atomically
 from ansible_collections.smtp.relay.plugins.module_utils._maps import ensure_map
 from ansible_collections.smtp.relay.plugins.module_utils._postconf import (
     DEFAULT_CONFIG_DIR,
     PostconfRunner,
     apply,
-    file_identity,
+    encode_text,
     printable,
     read_text,
-    write_file_atomic,
 )
 
 SYSTEMD_RUNTIME = "/run/systemd/system"
@@ -80,8 +80,7 @@ def _mailname(path: str, content: str, check_mode: bool) -> dict | None:
     if current == wanted:
         return None
     if not check_mode:
-        mode, uid, gid = file_identity(path)
-        write_file_atomic(path, wanted, mode=mode, uid=uid, gid=gid)
+        write_atomically(path, encode_text(wanted))
     return {"before_header": path, "after_header": path, "before": printable(current or ""), "after": wanted}
 
 

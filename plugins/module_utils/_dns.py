@@ -19,18 +19,20 @@ from dataclasses import dataclass, field
 
 from ansible_collections.smtp.relay.plugins.module_utils._checks import int_option, number_option, shown
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+from ansible_collections.smtp.relay.plugins.module_utils._optional import OptionalLibrary
 
+# The collection's one import of dnspython: other module_utils use ``dns`` and ``DNSPYTHON`` from here.
 try:
     import dns.exception
     import dns.name
     import dns.rdatatype
     import dns.resolver
-
-    HAS_DNSPYTHON = True
-    DNSPYTHON_IMPORT_ERROR = None
-except ImportError as exc:  # pragma: no cover - depends on the host
-    HAS_DNSPYTHON = False
-    DNSPYTHON_IMPORT_ERROR = exc
+    import dns.reversename
+except ImportError:  # pragma: no cover - depends on the host
+    dns = None
+    DNSPYTHON = OptionalLibrary.missing("dnspython", "python3-dnspython")
+else:
+    DNSPYTHON = OptionalLibrary.found("dnspython", "python3-dnspython")
 
 OK = "ok"
 NXDOMAIN = "nxdomain"
@@ -87,12 +89,7 @@ class DnspythonBackend:
     """Ask real servers through dnspython: the given nameservers (and port), or the system's resolv.conf."""
 
     def __init__(self, nameservers=None, port: int = 53):
-        if not HAS_DNSPYTHON:
-            raise SmtpRelayError(
-                "dnspython is required to query DNS: install python3-dnspython (Debian) or dnspython (pip) "
-                "where the module runs",
-                missing_library="dnspython",
-            )
+        DNSPYTHON.require("to query DNS")
         self.nameservers = list(nameservers or [])
         self.port = port
         # dnspython Resolver objects keep mutable state: one per worker thread.

@@ -10,20 +10,18 @@ import re
 from collections.abc import Mapping
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+from ansible_collections.smtp.relay.plugins.module_utils._files import move_atomically, unlink_quietly, write_atomically
 from ansible_collections.smtp.relay.plugins.module_utils._relayhost import has_unsafe_characters
 from ansible_collections.smtp.relay.plugins.module_utils._postconf import (
     DEFAULT_CONFIG_DIR,
     MASK,
     PostconfRunner,
-    file_identity,
-    fsync_dir,
+    encode_text,
     lines_of,
     main_cf_exists,
     printable,
     read_effective,
     read_text,
-    unlink_quietly,
-    write_temp,
 )
 
 # Suffix postmap gives the indexed file; None: Postfix reads the source itself. hash and btree share .db.
@@ -142,18 +140,21 @@ def resolve_path(name: str | None, path: str | None, config_dir: str) -> str:
     return os.path.join(config_dir, name)
 
 
-def _build(runner: PostconfRunner, config_dir: str, path: str, text: str, *, map_type: str, mode: int, owner) -> None:
+def _build(
+    runner: PostconfRunner, config_dir: str, path: str, text: str, *, map_type: str, mode: int | None, owner
+) -> None:
     """Write a hidden temporary source next to the target, index it, then rename index and source.
 
     postmap always rewrites the file it builds, so building in place would expose a half-built index
-    to a running Postfix. The source is renamed last so that it is never newer than its index.
+    to a running Postfix. The source is renamed last so that it is never newer than its index, and the
+    index is given the mode and owner its source was given.
     """
-    directory = os.path.dirname(path)
-    uid, gid = owner
-    tmp = write_temp(directory, os.path.basename(path), text, mode=mode, uid=uid, gid=gid)
-    tmp_index = index_path(tmp, map_type)
-    try:
-        if tmp_index is not None:
+
+    def index(tmp: str) -> None:
+        tmp_index = index_path(tmp, map_type)
+        if tmp_index is None:
+            return
+        try:
             if not main_cf_exists(config_dir):
                 raise SmtpRelayError(
                     f"postmap needs {config_dir}/main.cf, which does not exist: configure Postfix first "
@@ -165,17 +166,27 @@ def _build(runner: PostconfRunner, config_dir: str, path: str, text: str, *, map
             if warnings:
                 # postmap only warns about malformed lines; an index missing entries is a failure here.
                 raise SmtpRelayError(f"postmap reported problems building {path}: {'; '.join(warnings)}", path=path)
-            os.chmod(tmp_index, mode)
-            if uid is not None:
-                os.chown(tmp_index, uid, -1 if gid is None else gid)
-            os.replace(tmp_index, index_path(path, map_type))
-        os.replace(tmp, path)
-    except BaseException:
-        unlink_quietly(tmp)
-        if tmp_index is not None:
+            source = os.stat(tmp)
+            move_atomically(
+                tmp_index,
+                index_path(path, map_type),
+                mode=source.st_mode & 0o7777,
+                uid=source.st_uid,
+                gid=source.st_gid,
+            )
+        except BaseException:
             unlink_quietly(tmp_index)
-        raise
-    fsync_dir(directory)
+            raise
+
+    write_atomically(
+        path,
+        encode_text(text),
+        mode=mode,
+        uid=owner[0],
+        gid=owner[1],
+        default_mode=DEFAULT_MODE,
+        before_replace=index,
+    )
 
 
 def _needs_fixing(path: str, map_type: str, mode: int, owner) -> bool:
@@ -259,11 +270,11 @@ def ensure_map(
     if not os.path.isdir(os.path.dirname(path)):
         raise SmtpRelayError(f"directory of {path} does not exist", path=path)
     text = render_map(wanted)
+    # A secret table is 0600 (and root's, when run as root); any other keeps its mode and owner.
     if secret:
         mode, owner = SECRET_MODE, ((0, 0) if os.geteuid() == 0 else (None, None))
     else:
-        mode, uid, gid = file_identity(path, DEFAULT_MODE)
-        owner = (uid, gid)
+        mode, owner = None, (None, None)
     content_changed = current != text
     stale = is_stale(path, map_type)
     identity_wrong = secret and _needs_fixing(path, map_type, mode, owner)

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, WARN
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+from ansible_collections.smtp.relay.plugins.module_utils._files import write_atomically
 from ansible_collections.smtp.relay.plugins.module_utils._relayhost import has_unsafe_characters
 from ansible_collections.smtp.relay.plugins.module_utils._rules import parameter_checks
 
@@ -390,62 +390,6 @@ def mask_text(text: str, secrets: Iterable[str]) -> str:
 # files
 
 
-def write_temp(
-    directory: str, base: str, data: str, *, mode: int, uid: int | None = None, gid: int | None = None
-) -> str:
-    """Write ``data`` to a new hidden file in ``directory`` with ``mode`` set before any byte lands."""
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{base}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        if uid is not None:
-            os.fchown(fd, uid, -1 if gid is None else gid)
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
-            fd = -1
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        if fd != -1:
-            os.close(fd)
-        unlink_quietly(tmp)
-        raise
-    return tmp
-
-
-def write_file_atomic(path: str, data: str, *, mode: int, uid: int | None = None, gid: int | None = None) -> None:
-    """Readers see the old file or the new one, never a half-written one; no backup copy is left."""
-    directory = os.path.dirname(path) or "."
-    tmp = write_temp(directory, os.path.basename(path), data, mode=mode, uid=uid, gid=gid)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        unlink_quietly(tmp)
-        raise
-    fsync_dir(directory)
-
-
-def fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def unlink_quietly(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-
-
-def file_identity(path: str, default_mode: int = 0o644) -> tuple[int, int | None, int | None]:
-    """Mode and owner to give a replacement of ``path`` (its own, or the default for a new file)."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return default_mode, None, None
-    return st.st_mode & 0o7777, st.st_uid, st.st_gid
-
-
 def read_text(path: str) -> str | None:
     """A Postfix file's text; bytes that are not UTF-8 survive a read and write unchanged (surrogateescape)."""
     try:
@@ -457,9 +401,14 @@ def read_text(path: str) -> str | None:
         raise SmtpRelayError(f"{path} is a directory, not a file", path=path) from None
 
 
+def encode_text(text: str) -> bytes:
+    """The bytes of a Postfix file's text: what :func:`read_text` read comes back byte for byte."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 def printable(text: str) -> str:
     """Text safe to return to Ansible (JSON): undecodable bytes read with surrogateescape become U+FFFD."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return encode_text(text).decode("utf-8", "replace")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -576,6 +525,5 @@ def apply(
         "warnings": warnings,
     }
     if changed and not check_mode:
-        mode, uid, gid = file_identity(path)
-        write_file_atomic(path, new_text, mode=mode, uid=uid, gid=gid)
+        write_atomically(path, encode_text(new_text))
     return result

@@ -469,14 +469,14 @@ def relay_spf_checks(resolver: Resolver, envelope: str, relay: Relay, helo: str)
     """spf.relay_not_authorized per egress IP, and whether SPF passes for all of them (None: unknown)."""
     if not relay.ips:
         return [], None
-    if not _spf.HAS_PYSPF:
+    if not _spf.PYSPF.available:
         return [
             check(
                 "spf.relay_not_authorized",
                 SKIP,
-                "pyspf is not installed: SPF not evaluated",
+                _spf.PYSPF.not_installed("SPF not evaluated"),
                 "spf",
-                hint="install pyspf (python3-spf on Debian) where the module runs",
+                hint=_spf.PYSPF.install_hint,
             )
         ], None
     checks, verdicts = [], []

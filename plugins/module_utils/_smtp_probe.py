@@ -148,8 +148,8 @@ class Network:
 
     def mx(self, domain: str, timeout: float):
         """[(preference, exchange)] sorted, [] for no MX, LookupUnknown when unsure."""
-        if not _dns.HAS_DNSPYTHON:
-            raise LookupUnknown("dnspython is not installed on the host: MX records cannot be read")
+        if not _dns.DNSPYTHON.available:
+            raise LookupUnknown(_dns.DNSPYTHON.not_installed("MX records cannot be read"))
         answer = _dns.make_resolver(self.nameservers, timeout=timeout).query(domain, "MX")
         if not answer.answered:
             raise LookupUnknown(answer.error or answer.status)

@@ -20,16 +20,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ansible_collections.smtp.relay.plugins.module_utils._dns import Resolver
+from ansible_collections.smtp.relay.plugins.module_utils._optional import OptionalLibrary
 
 try:
     import spf as _pyspf
-
-    HAS_PYSPF = True
-    PYSPF_IMPORT_ERROR = None
-except ImportError as exc:  # pragma: no cover - depends on the host
+except ImportError:  # pragma: no cover - depends on the host
     _pyspf = None
-    HAS_PYSPF = False
-    PYSPF_IMPORT_ERROR = exc
+    PYSPF = OptionalLibrary.missing("pyspf", "python3-spf")
+else:
+    PYSPF = OptionalLibrary.found("pyspf", "python3-spf")
 
 MAX_LOOKUPS = 10
 MAX_VOID_LOOKUPS = 2
@@ -300,7 +299,7 @@ def _lookup(name, qtype, strict=True, timeout=None):
 
 def _install() -> None:
     global _original_lookup  # noqa: PLW0603 - pyspf's seam is a module global; set it exactly once
-    if HAS_PYSPF and _pyspf.DNSLookup is not _lookup:
+    if PYSPF.available and _pyspf.DNSLookup is not _lookup:
         _original_lookup = _pyspf.DNSLookup
         _pyspf.DNSLookup = _lookup
 
@@ -321,8 +320,7 @@ def using(resolver: Resolver):
 
 def evaluate(resolver: Resolver, ip: str, sender: str, helo: str) -> tuple[str, str]:
     """check_host() for one client IP and envelope sender: (result, explanation), results as in RFC 7208 2.6."""
-    if not HAS_PYSPF:
-        raise RuntimeError("pyspf is required to evaluate SPF")
+    PYSPF.require("to evaluate SPF")
     with using(resolver):
         query = _pyspf.query(i=ip, s=sender, h=helo, strict=True, timeout=resolver.timeout)
         result, _unused, explanation = query.check()

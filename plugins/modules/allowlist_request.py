@@ -104,7 +104,8 @@ options:
   dest:
     description:
       - File to write the rendering to, on the managed host. Written atomically and only when its content changed.
-      - Its directory must exist.
+      - Its directory must exist. A file it replaces keeps its mode, owner and SELinux context; a new one is
+        mode V(0644).
     type: path
   evidence:
     description:
@@ -318,15 +319,13 @@ dest:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.smtp.relay.plugins.module_utils._allowlist import (
     DEFAULT_FAIL_ON,
     DEFAULT_MAX_PACKAGE_LIST_AGE,
     DEFAULT_SUBJECT,
-    DNSPYTHON_IMPORT_ERROR,
     FORMATS,
-    HAS_DNSPYTHON,
     allowlist_request,
 )
 from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL_ON_CHOICES
@@ -367,8 +366,6 @@ def main():
         },
         supports_check_mode=True,
     )
-    if module.params["nameservers"] and not HAS_DNSPYTHON:
-        module.fail_json(msg=missing_required_lib("dnspython"), exception=DNSPYTHON_IMPORT_ERROR)
 
     def runner(argv):
         path = module.get_bin_path(argv[0])

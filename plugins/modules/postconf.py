@@ -18,8 +18,8 @@ description:
     byte-identical.
   - Booleans other than V(yes)/V(no), values with a newline or control character, and names Postfix does
     not know are refused before anything is written.
-  - The live file is replaced atomically, keeping its comments, order, mode and owner. Changed
-    parameters are rewritten in place, new ones appended, removed ones deleted.
+  - The live file is replaced atomically, keeping its comments, order, mode, owner and SELinux context.
+    Changed parameters are rewritten in place, new ones appended, removed ones deleted.
   - When C(main.cf) does not exist yet (Debian's C(No configuration) install), it is created.
 author: smtp.relay contributors (@smtp-relay)
 extends_documentation_fragment:

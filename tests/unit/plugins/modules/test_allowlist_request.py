@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import pytest
 
+from ansible.module_utils.basic import missing_required_lib
+
 from ansible_collections.smtp.relay.plugins.module_utils import _allowlist
+from ansible_collections.smtp.relay.plugins.module_utils._optional import OptionalLibrary
 from ansible_collections.smtp.relay.plugins.modules import allowlist_request as module
 
 from tests.unit.plugins.module_utils.allowlist_fakes import ROUTES, FakeHost, dns_ok
 
+MAKE_RESOLVER = _allowlist.make_resolver
 ARGS = {
     "purpose": "Order mails",
     "team": "Shop",
@@ -81,10 +85,18 @@ def test_bad_input_refused_naming_the_field(run_module, fakes, args, words):
     assert fakes[0].calls == []
 
 
-def test_nameservers_need_dnspython(run_module, monkeypatch):
-    monkeypatch.setattr(module, "HAS_DNSPYTHON", False)
+def test_nameservers_need_dnspython(run_module, monkeypatch, fakes):
+    try:
+        __import__("smtp_relay_no_such_library")
+    except ImportError:
+        monkeypatch.setattr(_allowlist, "DNSPYTHON", OptionalLibrary.missing("dnspython", "python3-dnspython"))
+    monkeypatch.setattr(_allowlist, "make_resolver", MAKE_RESOLVER)
     result = run_module(module.main, {**ARGS, "nameservers": ["127.0.0.1"]})
-    assert result["failed"] is True and "dnspython" in result["msg"]
+    reason = "to query the DNS servers given in nameservers"
+    assert result["failed"] is True
+    assert result["msg"] == missing_required_lib("dnspython", reason=reason) + ". Debian package: python3-dnspython"
+    assert result["missing_library"] == "dnspython"
+    assert fakes[0].calls == [], "refused before the host is asked anything"
 
 
 def test_world_granting_request_fails_even_with_report_only(run_module, tmp_path):
