@@ -10,7 +10,9 @@ Refusals must be SmtpRelayError (or the filter's error) naming the setting or va
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 
 import pytest
 from ansible.errors import AnsibleFilterError
@@ -110,6 +112,8 @@ def postfix_reads(cases: list[tuple[str, dict]]) -> list[dict]:
     for index, (text, _expected) in enumerate(cases):
         (root / f"{index:04d}").mkdir(parents=True)
         (root / f"{index:04d}" / "main.cf").write_text(text, encoding="utf-8")
+        # Dated back: Postfix pauses over a configuration file written within the last second or so.
+        os.utime(root / f"{index:04d}" / "main.cf", (time.time() - 60, time.time() - 60))
     script = "for d in /peers/codec/*; do echo \"==== $d\"; postconf -n -c $d 2>/dev/null || echo '!!!! failed'; done"
     out = lab.podman("exec", lab.PEERS, "sh", "-c", script).stdout
     shutil.rmtree(root, ignore_errors=True)
