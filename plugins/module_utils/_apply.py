@@ -4,8 +4,9 @@
 """Private to this collection: apply a whole plan of the postfix role on the host in one module execution.
 
 Round trips are what a fleet run costs, so the packages check, both maps, the mail name, main.cf and the
-service are handled in one call; package installation (which needs the platform's package manager and its
-retries) is left to the role and only happens when this call reports packages missing.
+service are handled in one call (an empty main.cf is created first where the package left none); package
+installation (which needs the platform's package manager and its retries) is left to the role and only happens
+when this call reports packages missing.
 """
 
 from __future__ import annotations
@@ -109,6 +110,9 @@ def apply_plan(
     if missing:
         return result
 
+    if not check_mode:
+        _main_cf_present(config_dir)
+
     for entry, secret in [*((m, False) for m in maps), *((m, True) for m in secret_maps)]:
         done = ensure_map(
             runner,
@@ -145,6 +149,14 @@ def apply_plan(
         result["changed_parts"].extend(f"service {action}" for action in result["service"]["actions"])
     result["changed"] = bool(result["changed_parts"])
     return result
+
+
+def _main_cf_present(config_dir: str) -> None:
+    """Debian's "No configuration" install leaves no main.cf, and Postfix's tools (postmap, postconf -c) refuse
+    to work without one: an empty one first, as Postfix's own defaults."""
+    path = os.path.join(config_dir, "main.cf")
+    if os.path.isdir(config_dir) and not os.path.lexists(path):
+        write_atomically(path, b"", mode=0o644)
 
 
 def _service(service: Service, configured: dict, check_mode: bool, installed: bool) -> dict:

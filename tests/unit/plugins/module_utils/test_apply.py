@@ -116,3 +116,15 @@ def test_missing_packages_are_asked_in_one_command():
     host = FakeHost(installed=("postfix",))
     assert missing_packages(PostconfRunner(host), ["postfix", "libsasl2-modules"]) == ["libsasl2-modules"]
     assert len(host.called("dpkg-query")) == 1
+
+
+def test_a_package_that_left_no_main_cf_gets_an_empty_one_first(tmp_path):
+    """Debian's "No configuration" leaves no main.cf; postmap and postconf -c need one before the maps."""
+    host = FakeHost()
+    predicted = run(host, tmp_path, check_mode=True)
+    assert not (tmp_path / "main.cf").exists(), "check mode creates nothing"
+    done = run(host, tmp_path)
+    assert done["changed_parts"] == predicted["changed_parts"]
+    assert "main.cf" in done["changed_parts"]
+    assert oct((tmp_path / "main.cf").stat().st_mode & 0o777) == "0o644"
+    assert "inet_interfaces = loopback-only" in (tmp_path / "main.cf").read_text()
