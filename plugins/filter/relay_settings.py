@@ -91,6 +91,7 @@ _value:
 """
 
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 
 import yaml
@@ -110,10 +111,25 @@ def role_spec() -> dict:
         return yaml.safe_load(handle)["argument_specs"]["main"]["options"]
 
 
+def plain(value):
+    """Builtin containers and scalars: the validator deep-copies its input, and a deep copy of Ansible's lazy
+    templated containers copies the whole template context (most of the plan's time on a fleet)."""
+    if isinstance(value, Mapping):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    for kind in (str, int, float):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
 def coerce(variables: dict) -> tuple[dict, dict]:
     """(typed variables, secrets): Ansible's own validation and coercion over the role's argument spec."""
     spec = role_spec()
-    given = {name: value for name, value in dict(variables).items() if name in spec}
+    given = {name: plain(value) for name, value in dict(variables).items() if name in spec}
     result = ArgumentSpecValidator(spec).validate(given)
     if result.error_messages:
         raise AnsibleFilterError("; ".join(str(m) for m in result.error_messages))

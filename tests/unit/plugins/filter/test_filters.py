@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+from collections import UserDict
+
 import pytest
 from ansible.errors import AnsibleError
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
 from ansible_collections.smtp.relay.plugins.filter.parse_relayhost import FilterModule as ParseFilters
+from ansible_collections.smtp.relay.plugins.filter.relay_settings import plain
 from ansible_collections.smtp.relay.plugins.filter.relayhost import FilterModule as FormatFilters
 from ansible_collections.smtp.relay.plugins.filter.ses_smtp_password import FilterModule as SesFilters
 
@@ -51,3 +54,15 @@ def test_ses_password_through_templar():
 def test_filter_errors_are_ansible_errors(expression, value, fragment):
     with pytest.raises(AnsibleError, match=fragment):
         render(expression, value=value)
+
+
+def test_the_plan_validates_plain_copies_of_the_variables():
+    """The validator deep-copies its input: lazy or tagged values from Ansible become builtin types first."""
+
+    class Tagged(str):
+        pass
+
+    copied = plain(UserDict({Tagged("k"): (Tagged("a"), 587, True, None, UserDict({"x": 1.5}))}))
+    assert copied == {"k": ["a", 587, True, None, {"x": 1.5}]}
+    assert type(next(iter(copied))) is str
+    assert [type(v) for v in copied["k"]] == [str, int, bool, type(None), dict]
