@@ -18,6 +18,7 @@ from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._maps import validate_entries
 from ansible_collections.smtp.relay.plugins.module_utils._postconf import check_name, normalize_value
+from ansible_collections.smtp.relay.plugins.module_utils._providers import PROVIDERS, role_preset, ses_endpoint
 from ansible_collections.smtp.relay.plugins.module_utils._relayhost import (
     format_relayhost,
     has_unsafe_characters,
@@ -25,21 +26,9 @@ from ansible_collections.smtp.relay.plugins.module_utils._relayhost import (
     is_hostname,
     parse_port,
     relay_tokens,
-    ses_endpoint,
 )
 from ansible_collections.smtp.relay.plugins.module_utils._rules import Settings, static_checks, tls_parameters
 
-# Provider presets: explicit role variables override every key.
-PROVIDERS = {
-    "ses": {"port": 587, "tls": "starttls", "auth": True},
-    "sendgrid": {"host": "smtp.sendgrid.net", "port": 587, "tls": "starttls", "auth": True, "username": "apikey"},
-    "mailgun": {"host": "smtp.mailgun.org", "port": 587, "tls": "starttls", "auth": True},
-    "office365": {"host": "smtp.office365.com", "port": 587, "tls": "starttls", "auth": True},
-    "google_relay": {"host": "smtp-relay.gmail.com", "port": 587, "tls": "starttls", "auth": False},
-    "gmail": {"host": "smtp.gmail.com", "port": 587, "tls": "starttls", "auth": True},
-    "custom": {},
-}
-MAILGUN_HOSTS = {"us": "smtp.mailgun.org", "eu": "smtp.eu.mailgun.org"}
 MODES = ("null_client", "satellite")
 DEFAULT_PORT = 587
 SASL_MAP, CANONICAL_MAP = "sasl_passwd", "sender_canonical"
@@ -89,7 +78,8 @@ def _relay(variables: dict) -> dict:
     provider = variables.get("postfix_relay_provider") or "custom"
     if provider not in PROVIDERS:
         raise _err("postfix_relay_provider", f"unknown provider {provider!r}", "accepted: " + ", ".join(PROVIDERS))
-    preset = dict(PROVIDERS[provider])
+    # The provider's preset (_providers): explicit role variables override every key.
+    preset = role_preset(provider)
     if provider == "ses":
         region = _text(variables, "postfix_relay_ses_region")
         if not region:
@@ -100,9 +90,10 @@ def _relay(variables: dict) -> dict:
             raise _err("postfix_relay_ses_region", e.msg) from None
     if provider == "mailgun":
         region = _text(variables, "postfix_relay_mailgun_region") or "us"
-        if region not in MAILGUN_HOSTS:
-            raise _err("postfix_relay_mailgun_region", f"unknown region {region!r}", "accepted: us, eu")
-        preset["host"] = MAILGUN_HOSTS[region]
+        hosts = PROVIDERS["mailgun"].regions
+        if region not in hosts:
+            raise _err("postfix_relay_mailgun_region", f"unknown region {region!r}", "accepted: " + ", ".join(hosts))
+        preset["host"] = hosts[region]
     host = _text(variables, "postfix_relay_host") or preset.get("host", "")
     if not host:
         raise _err("postfix_relay_host", "no relay host given", "set it, or choose a postfix_relay_provider preset")

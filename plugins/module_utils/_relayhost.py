@@ -1,13 +1,13 @@
 # Copyright: Contributors to the smtp.relay project
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Private to this collection: the Postfix relayhost grammar, port/TLS rules and provider facts."""
+"""Private to this collection: the Postfix relayhost grammar, port/TLS rules and the unsafe-character rule.
+
+Provider facts (hosts, ports, SPF includes, Amazon SES) are in ``_providers``.
+"""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import ipaddress
 import re
 
@@ -27,20 +27,6 @@ _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 UNSAFE_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # What separates relayhost destinations and list values in main.cf: commas and white space.
 SEPARATORS = re.compile(r"[,\s]+")
-
-# Regions with an SES SMTP endpoint (email-smtp.REGION.amazonaws.com), from the SES endpoint table.
-SES_SMTP_REGIONS = frozenset(
-    {
-        "us-east-1", "us-east-2", "us-west-1", "us-west-2",
-        "af-south-1",
-        "ap-south-1", "ap-south-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
-        "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-5",
-        "ca-central-1", "ca-west-1",
-        "eu-central-1", "eu-central-2", "eu-west-1", "eu-west-2", "eu-west-3", "eu-north-1", "eu-south-1",
-        "il-central-1", "me-central-1", "me-south-1", "sa-east-1",
-        "us-gov-east-1", "us-gov-west-1",
-    }
-)  # fmt: skip
 
 
 class RelayhostError(SmtpRelayError):
@@ -203,31 +189,3 @@ def implied_tls(port: int) -> str | None:
     if port in STARTTLS_PORTS:
         return "starttls"
     return None
-
-
-def ses_endpoint(region: str) -> str:
-    _check_ses_region(region)
-    return f"email-smtp.{region}.amazonaws.com"
-
-
-def _check_ses_region(region) -> None:
-    if region not in SES_SMTP_REGIONS:
-        raise SmtpRelayError(
-            f"region {region!r} has no Amazon SES SMTP endpoint; known regions: {', '.join(sorted(SES_SMTP_REGIONS))}",
-            field="region",
-        )
-
-
-def ses_smtp_password(secret_access_key: str, region: str) -> str:
-    """AWS secret access key -> SES SMTP password (version 4 signature over a fixed message)."""
-    _check_ses_region(region)
-    if not isinstance(secret_access_key, str) or not secret_access_key:
-        raise SmtpRelayError("the AWS secret access key must be a non-empty string", field="secret_access_key")
-
-    def sign(key: bytes, message: str) -> bytes:
-        return hmac.new(key, message.encode("utf-8"), hashlib.sha256).digest()
-
-    key = sign(("AWS4" + secret_access_key).encode("utf-8"), "11111111")
-    for part in (region, "ses", "aws4_request", "SendRawEmail"):
-        key = sign(key, part)
-    return base64.b64encode(b"\x04" + key).decode("ascii")

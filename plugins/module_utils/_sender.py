@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from ansible_collections.smtp.relay.plugins.module_utils import _dmarc, _sender_dkim, _spf
+from ansible_collections.smtp.relay.plugins.module_utils import _dmarc, _providers, _sender_dkim, _spf
 from ansible_collections.smtp.relay.plugins.module_utils._checks import (
     FAIL,
     PASS,
@@ -43,7 +43,7 @@ from ansible_collections.smtp.relay.plugins.module_utils._sender_names import (
     split_address,
 )
 
-PROVIDERS = tuple(_spf.PROVIDER_SPF_INCLUDES)
+PROVIDERS = tuple(_providers.PROVIDERS)
 DEFAULT_WORKERS = 16
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_FAIL_ON = (FAIL,)
@@ -504,7 +504,7 @@ def relay_spf_checks(resolver: Resolver, envelope: str, relay: Relay, helo: str)
 
 
 def provider_check(walked: _spf.SpfWalk, provider: str | None) -> list[dict]:
-    include = _spf.PROVIDER_SPF_INCLUDES.get(provider or "custom")
+    include = _providers.spf_include(provider)
     if not include:
         return []
     if walked.status != "ok":

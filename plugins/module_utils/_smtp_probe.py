@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.smtp.relay.plugins.module_utils import _dns
 from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, PASS, SKIP, UNKNOWN, WARN, check
+from ansible_collections.smtp.relay.plugins.module_utils._providers import provider_ports
 from ansible_collections.smtp.relay.plugins.module_utils._relayhost import IMPLICIT_TLS_PORTS
 
 EXPIRY_WARN_DAYS = 14
@@ -52,16 +53,6 @@ PROBE_DEADLINE_FACTOR = 6  # the whole probe ends within this many times the sta
 MAX_REPLY_BYTES = 64 * 1024  # one SMTP reply, all its lines together
 MAX_LINE_BYTES = 8192  # one reply line, as smtplib (and RFC 5321's 512 with plenty of room)
 MAX_AUTH_CHALLENGES = 5
-
-# Ports each provider listens on, by host name suffix: (STARTTLS ports, implicit TLS ports).
-PROVIDER_PORTS = {
-    "amazonaws.com": ("Amazon SES", (587, 2587, 25), (465, 2465)),
-    "sendgrid.net": ("SendGrid", (587, 2525, 25), (465,)),
-    "mailgun.org": ("Mailgun", (587, 2525, 25), (465,)),
-    "office365.com": ("Microsoft 365", (587,), ()),
-    "smtp-relay.gmail.com": ("Google Workspace relay", (587,), ()),
-    "smtp.gmail.com": ("Gmail", (587,), (465,)),
-}
 
 # Checks every probe run reports, in order; stages not reached are reported as skipped under these ids.
 STAGES = (
@@ -82,15 +73,6 @@ STAGES = (
 )
 
 _QUEUE_ID = re.compile(r"queued as\s+<?([^\s>]+)", re.IGNORECASE)
-
-
-def provider_ports(host: str):
-    """(provider, STARTTLS ports, implicit ports) for a known provider host, else None."""
-    host = host.lower().rstrip(".")
-    for suffix, entry in sorted(PROVIDER_PORTS.items(), key=lambda item: -len(item[0])):
-        if host == suffix or host.endswith("." + suffix):
-            return entry
-    return None
 
 
 def alternative_ports_hint(host: str, port: int) -> str:

@@ -36,16 +36,6 @@ MAX_MX_NAMES = 10
 # A walk over a looping or absurd tree stops here; the count is then reported as "more than".
 WALK_CAP = 40
 
-PROVIDER_SPF_INCLUDES = {
-    "ses": "amazonses.com",
-    "sendgrid": "sendgrid.net",
-    "mailgun": "mailgun.org",
-    "office365": "spf.protection.outlook.com",
-    "google_relay": "_spf.google.com",
-    "gmail": "_spf.google.com",
-    "custom": None,
-}
-
 LOOKUP_TERMS = ("include", "a", "mx", "ptr", "exists", "redirect")
 MECHANISMS = ("all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists")
 _RE_SPF = re.compile(r"^v=spf1( |$)", re.IGNORECASE)

@@ -126,10 +126,6 @@ options:
     type: list
     elements: str
     default: []
-  dns_port:
-    description: Port of O(nameservers), 1 to 65535. Port 0 is refused, not replaced by 53.
-    type: int
-    default: 53
   timeout:
     description: Seconds to wait for each DNS lookup through O(nameservers), more than 0 and at most 300.
     type: float
@@ -158,14 +154,12 @@ requirements:
   - dnspython, only when O(nameservers) is given.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - smtp.relay.attributes.writes_files
+  - smtp.relay.attributes.action_group
+  - smtp.relay.options.dns_port
 attributes:
   check_mode:
-    support: full
     details: Everything is read and checked; O(dest) is not written.
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
 notes:
   - The request is checked against what DNS says; a check with a status in O(fail_on) makes the task fail, with
     RV(checks) in the result, so that a wrong request is not sent.

@@ -24,15 +24,14 @@ description:
 author: smtp.relay contributors (@smtp-relay)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - smtp.relay.attributes.writes_files
+  - smtp.relay.attributes.action_group
 attributes:
   check_mode:
-    support: full
     details: The change is planned and validated in a staging copy; the live file is not written.
   diff_mode:
-    support: full
     details: Values of parameters whose name marks them as secret are masked.
   platform:
-    platforms: posix
     support: full
     details: Needs the Postfix C(postconf) binary on the managed host.
 options:

@@ -22,15 +22,14 @@ description:
 author: smtp.relay contributors (@smtp-relay)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - smtp.relay.attributes.writes_files
+  - smtp.relay.attributes.action_group
 attributes:
   check_mode:
-    support: full
     details: On a host where Postfix is still to be installed, the changes are predicted, not validated.
   diff_mode:
-    support: full
     details: One diff per changed file; secret values masked.
   platform:
-    platforms: posix
     support: full
     details: Needs the Postfix binaries; systemd when the host runs it, else Postfix's own start and reload.
 options:

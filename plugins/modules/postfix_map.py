@@ -23,14 +23,12 @@ description:
 author: smtp.relay contributors (@smtp-relay)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - smtp.relay.attributes.writes_files
+  - smtp.relay.attributes.action_group
 attributes:
-  check_mode:
-    support: full
   diff_mode:
-    support: full
     details: Values are masked when O(secret=true); keys are shown.
   platform:
-    platforms: posix
     support: full
     details: Needs the Postfix C(postmap) and C(postconf) binaries, except for V(texthash) tables.
 options:

@@ -27,14 +27,12 @@ description:
     check. Nothing secret is ever returned.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - smtp.relay.attributes.read_only
+  - smtp.relay.attributes.action_group
+  - smtp.relay.options.read_config_dir
 attributes:
   check_mode:
-    support: full
     details: Read-only; in check mode the test message of O(send_test) is not sent.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 options:
   relayhost:
     description:
@@ -120,10 +118,6 @@ options:
         the host's C(smtp_sasl_password_maps) source files.
     type: list
     elements: str
-  config_dir:
-    description: Postfix configuration directory to read.
-    type: path
-    default: /etc/postfix
   nameservers:
     description: DNS servers to ask for the relay's MX records (IP addresses). Default is the system's resolvers.
     type: list

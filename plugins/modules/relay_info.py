@@ -21,18 +21,10 @@ description:
   - Read-only, runs fully in check mode. On a host without Postfix it returns C(postfix_installed=false).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - smtp.relay.attributes.read_only
+  - smtp.relay.attributes.action_group
+  - smtp.relay.options.read_config_dir
 options:
-  config_dir:
-    description: Postfix configuration directory to read.
-    type: path
-    default: /etc/postfix
   expect:
     description:
       - Expected values, keyed by a field of RV(relay) (a dotted path reaches inside, for example

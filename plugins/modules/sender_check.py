@@ -41,13 +41,8 @@ requirements:
   - pyspf (Debian C(python3-spf)) to evaluate SPF for the relay's IPs; without it that check is skipped.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - smtp.relay.attributes.read_only
+  - smtp.relay.options.dns_port
 options:
   addresses:
     description:
@@ -115,10 +110,7 @@ options:
     elements: str
     default: []
   dns_port:
-    description:
-      - Port of O(nameservers), 1 to 65535. Port 0 is refused, not replaced by 53.
-    type: int
-    default: 53
+    # Documented with smtp.relay.options.dns_port; the alias is this module's own.
     aliases: [port]
   timeout:
     description: Seconds to wait for one DNS answer, more than 0 and at most 300.

@@ -12,8 +12,6 @@ from ansible_collections.smtp.relay.plugins.module_utils._relayhost import (
     format_relayhost,
     implied_tls,
     parse_relayhost,
-    ses_endpoint,
-    ses_smtp_password,
 )
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 
@@ -174,36 +172,6 @@ def test_round_trip_from_text(relay_list, separator):
 )
 def test_implied_tls(port, mode):
     assert implied_tls(port) == mode
-
-
-EXAMPLE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-
-
-@pytest.mark.parametrize(
-    ("region", "password"),
-    [
-        ("us-east-1", "BLBM/9hSUELfq8Gw+rU1YcBjkOxGbhT2XG763xVLGWL9"),
-        ("eu-west-1", "BMW5RDrXmmVs0lV7GpI4oLkHXpZ4stDsk6q91z1g38Pk"),
-    ],
-)
-def test_ses_password_vectors(region, password):
-    assert ses_smtp_password(EXAMPLE_SECRET, region) == password
-
-
-@pytest.mark.parametrize("region", ["ap-east-1", "cn-north-1", "mars-1", "", "US-EAST-1"])
-def test_ses_region_without_endpoint_refused(region):
-    with pytest.raises(SmtpRelayError, match="no Amazon SES SMTP endpoint"):
-        ses_smtp_password(EXAMPLE_SECRET, region)
-
-
-def test_ses_empty_secret_refused_without_echo():
-    with pytest.raises(SmtpRelayError, match="secret access key") as info:
-        ses_smtp_password("", "eu-west-1")
-    assert "details" not in info.value.msg
-
-
-def test_ses_endpoint():
-    assert ses_endpoint("eu-west-1") == "email-smtp.eu-west-1.amazonaws.com"
 
 
 @pytest.mark.parametrize("name", ["a\n.example.org", "relay.example.org\n", "a.example.org\u2028"])

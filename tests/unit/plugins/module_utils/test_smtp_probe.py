@@ -17,7 +17,6 @@ from ansible_collections.smtp.relay.plugins.module_utils._smtp_probe import (
     expected_names,
     names_match,
     probe,
-    provider_ports,
 )
 
 from .smtp_fakes import FakeNetwork, server_context
@@ -250,11 +249,7 @@ def test_expected_names_from_postfix_strategies():
     assert expected_names(["hostname"], "mx1.example.test", "example.test") == ["mx1.example.test"]
 
 
-def test_provider_ports_by_suffix():
-    assert provider_ports("email-smtp.eu-west-1.amazonaws.com")[0] == "Amazon SES"
-    assert provider_ports("smtp.gmail.com")[0] == "Gmail"
-    assert provider_ports("smtp-relay.gmail.com")[0] == "Google Workspace relay"
-    assert provider_ports("mail.example.test") is None
+def test_alternative_ports_hint_names_the_provider_ports():
     assert "2587" in alternative_ports_hint("email-smtp.us-east-1.amazonaws.com", 587)
     assert "587" in alternative_ports_hint("mail.example.test", 25)
     assert alternative_ports_hint("mail.example.test", 587) == ""
