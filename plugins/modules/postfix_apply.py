@@ -18,6 +18,8 @@ description:
     restarting it when a changed parameter needs a restart (such as C(inet_interfaces)).
   - When packages are missing nothing is touched and RV(missing_packages) lists them; install them and call again
     without O(packages).
+  - Where the package left no C(main.cf) (Debian's C(No configuration) install), an empty one is created first,
+    because Postfix's tools refuse to work without it.
   - Values of O(secret_maps) never appear in the output or the diff; their tables are mode V(0600).
 author: smtp.relay contributors (@smtp-relay)
 extends_documentation_fragment:
