@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from ansible.module_utils.common.process import get_bin_path
 
-from ansible_collections.smtp.relay.plugins.filter.relay_settings import FilterModule as RelaySettings
+from ansible_collections.smtp.relay.plugins.filter._relay_settings import FilterModule as RelaySettings
 from ansible_collections.smtp.relay.plugins.module_utils import _relaycheck
 from ansible_collections.smtp.relay.plugins.module_utils._postconf import PostconfRunner, read_effective
 from tests.unit import bootstrap, hermetic

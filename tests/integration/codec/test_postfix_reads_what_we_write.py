@@ -19,7 +19,7 @@ from ansible.errors import AnsibleFilterError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.smtp.relay.plugins.filter.relay_settings import relay_settings
+from ansible_collections.smtp.relay.plugins.filter._relay_settings import relay_settings
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._postconf import (
     lines_of,

@@ -11,7 +11,7 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
 from ansible_collections.smtp.relay.plugins.filter.parse_relayhost import FilterModule as ParseFilters
-from ansible_collections.smtp.relay.plugins.filter.relay_settings import plain
+from ansible_collections.smtp.relay.plugins.filter._relay_settings import plain
 from ansible_collections.smtp.relay.plugins.filter.relayhost import FilterModule as FormatFilters
 from ansible_collections.smtp.relay.plugins.filter.ses_smtp_password import FilterModule as SesFilters
 

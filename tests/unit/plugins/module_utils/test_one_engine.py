@@ -8,7 +8,7 @@ import re
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.smtp.relay.plugins.filter.relay_settings import relay_settings
+from ansible_collections.smtp.relay.plugins.filter._relay_settings import relay_settings
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._postconf import apply
 from ansible_collections.smtp.relay.plugins.module_utils._relaycheck import run

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.smtp.relay.plugins.filter.relay_settings import relay_settings, role_spec
+from ansible_collections.smtp.relay.plugins.filter._relay_settings import relay_settings, role_spec
 
 CA = "/etc/ssl/certs/ca-certificates.crt"
 HOST = {"fqdn": "web1.example.org", "hostname": "web1", "ca_bundle": CA, "packages": ["postfix"]}

@@ -5,11 +5,13 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-name: relay_settings
-short_description: Plan the Postfix settings of the smtp.relay.postfix role
+name: _relay_settings
+short_description: Private - the planner of the smtp.relay.postfix role (not a public interface)
 version_added: 1.0.0
 author: smtp.relay contributors (@smtp-relay)
 description:
+  - Private to this collection - the leading underscore says so - and not covered by its compatibility promise;
+    it may change in any release. Use the C(smtp.relay.postfix) role (or its C(plan) entry point) instead.
   - The one plan of the C(smtp.relay.postfix) role. Takes every C(postfix_*) role variable, coerces it to the
     type of the role's argument specification exactly as Ansible does (C(boolean()) for booleans, integers for
     ports), and returns the complete desired state of the host - every main.cf parameter, the lookup tables, the
@@ -33,7 +35,7 @@ options:
 EXAMPLES = r"""
 - name: Show what the role would write to main.cf
   ansible.builtin.debug:
-    msg: "{{ (role_vars | smtp.relay.relay_settings(host={'fqdn': 'web1.example.org'})).main_cf }}"
+    msg: "{{ (role_vars | smtp.relay._relay_settings(host={'fqdn': 'web1.example.org'})).main_cf }}"
   vars:
     role_vars:
       postfix_relay_host: smtp.campus.example.edu
@@ -148,4 +150,4 @@ def relay_settings(variables, host=None):
 
 class FilterModule:
     def filters(self):
-        return {"relay_settings": relay_settings}
+        return {"_relay_settings": relay_settings}
