@@ -24,6 +24,7 @@ help:
 	@echo "make demo   - configure, verify, mail through and write allowlist requests for a local fleet"
 	@echo "make bench  - benchmarks (see README)"
 	@echo "make docs   - the HTML docs site, into .cache/docs/html"
+	@echo "make ee     - the execution environment image localhost/smtp-relay-ee:latest"
 
 # Debian packages the tests need on this machine; installed only where missing.
 deps:
@@ -78,6 +79,19 @@ peers-down: venv
 integration: copy
 	$(BIN)/pytest -m peers tests/unit tests/integration
 	cd $(COPY_ROOT) && ANSIBLE_COLLECTIONS_PATH= $(BIN)/ansible-test integration --local --python 3.11 --color no
+
+# The execution environment, localhost/smtp-relay-ee:latest (ee/build.sh; rebuilt only when what goes into it changes):
+# ansible-builder and ansible-runner, pinned in ee/requirements.txt, go into the same venv. The integration pass
+# runs jobs in it (tests/integration/ee), so it builds it first.
+.PHONY: ee
+$(BIN)/.ee-stamp: ee/requirements.txt $(BIN)/.stamp
+	$(BIN)/pip install -q -r ee/requirements.txt
+	touch $@
+
+ee: venv images $(BIN)/.ee-stamp
+	bash ee/build.sh
+
+integration: ee
 
 # Scenarios run one after the other: the machine has two cores.
 MOLECULE_SCENARIOS ?= default modules allowlist
