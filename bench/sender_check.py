@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / ".cache" / "collections"), str(ROOT)]
 
 # The repository and its collection link must be importable before our own imports (the script runs standalone).
-from ansible_collections.smtp.relay.plugins.module_utils._sender import check_senders  # noqa: E402
+from ansible_collections.smtp.relay.plugins.module_utils._sender.engine import check_senders  # noqa: E402
 
 from tests.integration.sender_check.zones import ZONES, dkim, txt  # noqa: E402
 from tests.peers.dns import nsd_server  # noqa: E402

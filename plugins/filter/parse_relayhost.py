@@ -53,7 +53,7 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._relayhost import parse_relayhost
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import parse_relayhost
 
 
 def parse_relayhost_filter(value):

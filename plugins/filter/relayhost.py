@@ -60,7 +60,7 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._relayhost import format_relayhost
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import format_relayhost
 
 
 def relayhost_filter(value):

@@ -44,7 +44,7 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._providers import ses_smtp_password
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.providers import ses_smtp_password
 
 
 def ses_smtp_password_filter(secret_access_key, region):

@@ -16,10 +16,14 @@ import re
 
 from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._maps import validate_entries
-from ansible_collections.smtp.relay.plugins.module_utils._postconf import check_name, normalize_value
-from ansible_collections.smtp.relay.plugins.module_utils._providers import PROVIDERS, role_preset, ses_endpoint
-from ansible_collections.smtp.relay.plugins.module_utils._relayhost import (
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.maps import validate_entries
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import check_name, normalize_value
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.providers import (
+    PROVIDERS,
+    role_preset,
+    ses_endpoint,
+)
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import (
     format_relayhost,
     has_unsafe_characters,
     implied_tls,

@@ -16,7 +16,7 @@ import difflib
 import re
 
 from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, PASS, WARN, check
-from ansible_collections.smtp.relay.plugins.module_utils._relayhost import (
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import (
     IMPLICIT_TLS_PORTS,
     SEPARATORS,
     STARTTLS_PORTS,

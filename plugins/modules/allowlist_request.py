@@ -315,7 +315,7 @@ dest:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.smtp.relay.plugins.module_utils._allowlist import (
+from ansible_collections.smtp.relay.plugins.module_utils._allowlist.request import (
     DEFAULT_FAIL_ON,
     DEFAULT_MAX_PACKAGE_LIST_AGE,
     DEFAULT_SUBJECT,
@@ -324,7 +324,7 @@ from ansible_collections.smtp.relay.plugins.module_utils._allowlist import (
 )
 from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL_ON_CHOICES
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._hostinfo import HostInfo
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.host import HostInfo
 
 
 def main():

@@ -183,8 +183,8 @@ msg:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._postconf import PostconfRunner
-from ansible_collections.smtp.relay.plugins.module_utils._relayinfo import relay_info
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import PostconfRunner
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.info import relay_info
 
 
 def main():

@@ -272,7 +272,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL_ON_CHOICES
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._sender import (
+from ansible_collections.smtp.relay.plugins.module_utils._sender.engine import (
     DEFAULT_FAIL_ON,
     DEFAULT_WORKERS,
     PROVIDERS,

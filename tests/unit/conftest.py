@@ -40,7 +40,7 @@ def sasl_plugin_dirs(monkeypatch, tmp_path_factory):
     sasl_plugins() then answers None (no plugin directory: not known). A test that wants plugins creates
     ``<returned dir>/<arch>/sasl2/lib<name>.so`` files.
     """
-    from ansible_collections.smtp.relay.plugins.module_utils import _relaycheck
+    from ansible_collections.smtp.relay.plugins.module_utils._probe import relay_check as _relaycheck
 
     usr_lib = tmp_path_factory.getbasetemp() / "controller" / secrets.token_hex(8) / "usr" / "lib"
     patterns = (str(usr_lib / "*" / "sasl2"), str(usr_lib / "sasl2"))

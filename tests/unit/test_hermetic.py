@@ -18,8 +18,8 @@ import pytest
 from ansible.module_utils.common.process import get_bin_path
 
 from ansible_collections.smtp.relay.plugins.filter._relay_settings import FilterModule as RelaySettings
-from ansible_collections.smtp.relay.plugins.module_utils import _relaycheck
-from ansible_collections.smtp.relay.plugins.module_utils._postconf import PostconfRunner, read_effective
+from ansible_collections.smtp.relay.plugins.module_utils._probe import relay_check as _relaycheck
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import PostconfRunner, read_effective
 from tests.unit import bootstrap, hermetic
 from tests.unit.plugins.module_utils.postfix_fake import FakePostfix
 
@@ -120,7 +120,7 @@ def test_the_collection_is_this_work_tree():
     link = bootstrap.COLLECTIONS / "ansible_collections" / "smtp" / "relay"
     assert link.is_symlink() and not os.path.isabs(os.readlink(link))
     assert link.resolve() == bootstrap.ROOT
-    assert Path(_relaycheck.__file__).resolve() == bootstrap.ROOT / "plugins" / "module_utils" / "_relaycheck.py"
+    assert Path(_relaycheck.__file__).resolve() == bootstrap.ROOT / "plugins" / "module_utils" / "_probe" / "relay_check.py"
     assert RelaySettings().filters()
 
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from ansible_collections.smtp.relay.plugins.filter._relay_settings import relay_settings
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._postconf import (
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import (
     lines_of,
     normalize_settings,
     parameters,

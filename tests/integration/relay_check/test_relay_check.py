@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.smtp.relay.plugins.module_utils._relaycheck import run
+from ansible_collections.smtp.relay.plugins.module_utils._probe.relay_check import run
 from tests.integration.relay_check.conftest import (
     BLOCKED_RECIPIENT,
     BLOCKED_SENDER,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.smtp.relay.plugins.module_utils._sender import check_senders
+from ansible_collections.smtp.relay.plugins.module_utils._sender.engine import check_senders
 
 from tests.integration.sender_check.zones import CHAIN, RELAY_IP
 

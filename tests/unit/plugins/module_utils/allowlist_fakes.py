@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 
-from ansible_collections.smtp.relay.plugins.module_utils import _allowlist as al
+from ansible_collections.smtp.relay.plugins.module_utils._allowlist import request as al
 
 NOW = datetime.datetime(2025, 3, 10, 12, 0, tzinfo=datetime.UTC)
 

@@ -8,7 +8,7 @@ import socket
 import ssl
 import threading
 
-from ansible_collections.smtp.relay.plugins.module_utils._smtp_probe import LookupUnknown
+from ansible_collections.smtp.relay.plugins.module_utils._probe.session import LookupUnknown
 
 
 class FakeRelay(threading.Thread):

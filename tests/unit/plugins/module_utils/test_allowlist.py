@@ -13,7 +13,7 @@ import pathlib
 import pytest
 import yaml
 
-from ansible_collections.smtp.relay.plugins.module_utils import _allowlist as al
+from ansible_collections.smtp.relay.plugins.module_utils._allowlist import request as al
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from tests.unit.plugins.module_utils.allowlist_fakes import NOW, RELAY, ROUTES, FakeHost, FakeResolver, dns_ok
 

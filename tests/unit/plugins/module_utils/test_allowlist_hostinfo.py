@@ -16,8 +16,8 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from ansible_collections.smtp.relay.plugins.module_utils import _allowlist as al
-from ansible_collections.smtp.relay.plugins.module_utils._hostinfo import HostInfo, parse_inet_protocols
+from ansible_collections.smtp.relay.plugins.module_utils._allowlist import request as al
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.host import HostInfo, parse_inet_protocols
 
 
 def runner_for(outputs):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.smtp.relay.plugins.module_utils import _dmarc
+from ansible_collections.smtp.relay.plugins.module_utils._sender import dmarc as _dmarc
 
 from tests.unit.plugins.module_utils.sender_fakes import txt, world_resolver
 

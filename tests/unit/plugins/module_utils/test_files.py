@@ -10,11 +10,11 @@ import stat
 import pytest
 
 from ansible_collections.smtp.relay.plugins.module_utils import _files as files
-from ansible_collections.smtp.relay.plugins.module_utils._allowlist import write_if_changed
-from ansible_collections.smtp.relay.plugins.module_utils._apply import apply_plan
+from ansible_collections.smtp.relay.plugins.module_utils._allowlist.request import write_if_changed
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.apply import apply_plan
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._maps import ensure_map
-from ansible_collections.smtp.relay.plugins.module_utils._postconf import apply
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.maps import ensure_map
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import apply
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="giving a file another owner needs root")
 

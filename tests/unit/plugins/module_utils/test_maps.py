@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._maps import (
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.maps import (
     HEADER,
     ensure_map,
     index_path,
@@ -18,7 +18,7 @@ from ansible_collections.smtp.relay.plugins.module_utils._maps import (
     render_map,
     validate_entries,
 )
-from ansible_collections.smtp.relay.plugins.module_utils._postconf import MASK, PostconfRunner
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import MASK, PostconfRunner
 from tests.unit.plugins.module_utils.postfix_fake import DEFAULTS, FakePostfix, read_index
 
 SASL = {"[relay.example.org]:587": "user:pa ss w0rd", "[backup.example.org]:465": "user2:0therSecret"}

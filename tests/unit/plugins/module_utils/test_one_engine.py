@@ -10,8 +10,8 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.smtp.relay.plugins.filter._relay_settings import relay_settings
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._postconf import apply
-from ansible_collections.smtp.relay.plugins.module_utils._relaycheck import run
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import apply
+from ansible_collections.smtp.relay.plugins.module_utils._probe.relay_check import run
 
 HOST = {"fqdn": "web1.example.org", "hostname": "web1", "ca_bundle": "/etc/ssl/certs/ca-certificates.crt"}
 SASL = {"postfix_relay_username": "u", "postfix_relay_password": "p4ss"}

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.smtp.relay.plugins.module_utils import _allowlist, _dns, _sender, _smtp_probe, _spf
+from ansible_collections.smtp.relay.plugins.module_utils import _dns
+
+from ansible_collections.smtp.relay.plugins.module_utils._allowlist import request as _allowlist
+
+from ansible_collections.smtp.relay.plugins.module_utils._sender import engine as _sender
+
+from ansible_collections.smtp.relay.plugins.module_utils._probe import session as _smtp_probe
+
+from ansible_collections.smtp.relay.plugins.module_utils._sender import spf as _spf
 from ansible_collections.smtp.relay.plugins.module_utils._dns import StaticBackend, make_resolver
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._optional import MissingLibrary, OptionalLibrary

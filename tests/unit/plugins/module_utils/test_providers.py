@@ -8,9 +8,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.smtp.relay.plugins.module_utils import _plan, _providers, _sender, _smtp_probe
+from ansible_collections.smtp.relay.plugins.module_utils import _plan
+
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost import providers as _providers
+
+from ansible_collections.smtp.relay.plugins.module_utils._sender import engine as _sender
+
+from ansible_collections.smtp.relay.plugins.module_utils._probe import session as _smtp_probe
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._providers import (
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.providers import (
     PROVIDERS,
     provider_ports,
     role_preset,

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._postconf import PostconfRunner
-from ansible_collections.smtp.relay.plugins.module_utils._relaycheck import relay_check, run, validate_options
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import PostconfRunner
+from ansible_collections.smtp.relay.plugins.module_utils._probe.relay_check import relay_check, run, validate_options
 
 from .postfix_fake import FakePostfix
 from .smtp_fakes import FakeNetwork

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ansible_collections.smtp.relay.plugins.module_utils._relayhost import (
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import (
     RelayhostError,
     format_relayhost,
     implied_tls,
@@ -176,6 +176,6 @@ def test_implied_tls(port, mode):
 
 @pytest.mark.parametrize("name", ["a\n.example.org", "relay.example.org\n", "a.example.org\u2028"])
 def test_a_host_name_never_ends_or_hides_a_line_break(name):
-    from ansible_collections.smtp.relay.plugins.module_utils._relayhost import is_hostname
+    from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import is_hostname
 
     assert is_hostname(name) is False

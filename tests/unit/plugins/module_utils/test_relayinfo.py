@@ -7,8 +7,8 @@ import os
 import pytest
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._postconf import PostconfRunner
-from ansible_collections.smtp.relay.plugins.module_utils._relayinfo import (
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import PostconfRunner
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.info import (
     compare,
     configured_credentials,
     gather,

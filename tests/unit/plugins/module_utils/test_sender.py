@@ -8,7 +8,7 @@ import base64
 import pytest
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._sender import check_senders
+from ansible_collections.smtp.relay.plugins.module_utils._sender.engine import check_senders
 
 from tests.unit.plugins.module_utils.sender_fakes import rsa_key_b64, txt, world_resolver
 
@@ -203,7 +203,7 @@ def test_valid_pct_is_reported_as_a_number():
 
 
 def test_an_unexpected_error_in_one_domain_stays_in_that_domain(monkeypatch):
-    from ansible_collections.smtp.relay.plugins.module_utils import _spf
+    from ansible_collections.smtp.relay.plugins.module_utils._sender import spf as _spf
 
     walk = _spf.walk
 

@@ -7,7 +7,7 @@ import base64
 
 import pytest
 
-from ansible_collections.smtp.relay.plugins.module_utils import _sender_dkim as dkim
+from ansible_collections.smtp.relay.plugins.module_utils._sender import dkim
 
 from tests.unit.plugins.module_utils.sender_fakes import rsa_key_b64, txt, world_resolver
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.smtp.relay.plugins.module_utils import _sender_names as names
+from ansible_collections.smtp.relay.plugins.module_utils._sender import names
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 
 

@@ -8,7 +8,7 @@ import ssl
 import pytest
 import trustme
 
-from ansible_collections.smtp.relay.plugins.module_utils._smtp_probe import (
+from ansible_collections.smtp.relay.plugins.module_utils._probe.session import (
     MAX_LINE_BYTES,
     MAX_REPLY_BYTES,
     ProbeSpec,

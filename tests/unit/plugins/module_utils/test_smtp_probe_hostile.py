@@ -14,10 +14,10 @@ import tracemalloc
 
 import pytest
 
-from ansible_collections.smtp.relay.plugins.module_utils import _smtp_probe
+from ansible_collections.smtp.relay.plugins.module_utils._probe import session as _smtp_probe
 from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, PASS, STATUSES
-from ansible_collections.smtp.relay.plugins.module_utils._relaycheck import run as relay_check_run
-from ansible_collections.smtp.relay.plugins.module_utils._smtp_probe import Network, ProbeSpec, probe
+from ansible_collections.smtp.relay.plugins.module_utils._probe.relay_check import run as relay_check_run
+from ansible_collections.smtp.relay.plugins.module_utils._probe.session import Network, ProbeSpec, probe
 from tests.peers.hostile_smtp import QUEUE_ID, RELAY_NAME, HostileSMTP
 
 TIMEOUT = 1.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.smtp.relay.plugins.module_utils import _spf
+from ansible_collections.smtp.relay.plugins.module_utils._sender import spf as _spf
 from ansible_collections.smtp.relay.plugins.module_utils._dns import Resolver, StaticBackend
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.smtp.relay.plugins.module_utils import _spf
+from ansible_collections.smtp.relay.plugins.module_utils._sender import spf as _spf
 from ansible_collections.smtp.relay.plugins.module_utils._dns import Answer, Resolver, StaticBackend
 
 SUITE = Path(__file__).resolve().parents[3] / "data" / "rfc7208-tests.yaml.txt"

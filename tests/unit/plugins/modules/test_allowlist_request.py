@@ -7,7 +7,7 @@ import pytest
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.smtp.relay.plugins.module_utils import _allowlist
+from ansible_collections.smtp.relay.plugins.module_utils._allowlist import request as _allowlist
 from ansible_collections.smtp.relay.plugins.module_utils._optional import OptionalLibrary
 from ansible_collections.smtp.relay.plugins.modules import allowlist_request as module
 

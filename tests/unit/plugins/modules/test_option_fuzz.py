@@ -23,7 +23,9 @@ from ansible.module_utils.testing import patch_module_args
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.smtp.relay.plugins.module_utils import _allowlist, _sender
+from ansible_collections.smtp.relay.plugins.module_utils._allowlist import request as _allowlist
+
+from ansible_collections.smtp.relay.plugins.module_utils._sender import engine as _sender
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.modules import allowlist_request, sender_check
 

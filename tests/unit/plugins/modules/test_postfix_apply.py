@@ -7,7 +7,7 @@ import json
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.smtp.relay.plugins.module_utils import _apply
+from ansible_collections.smtp.relay.plugins.module_utils._postfix import apply as _apply
 from ansible_collections.smtp.relay.plugins.modules import postfix_apply as module
 from tests.unit.plugins.module_utils.test_apply import FakeHost
 

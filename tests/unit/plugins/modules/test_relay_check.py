@@ -8,7 +8,7 @@ import json
 import pytest
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.smtp.relay.plugins.module_utils import _relaycheck
+from ansible_collections.smtp.relay.plugins.module_utils._probe import relay_check as _relaycheck
 from ansible_collections.smtp.relay.plugins.modules import relay_check as module
 from tests.unit.plugins.module_utils.smtp_fakes import FakeNetwork
 

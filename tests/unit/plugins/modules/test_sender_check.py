@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.smtp.relay.plugins.module_utils import _sender
+from ansible_collections.smtp.relay.plugins.module_utils._sender import engine as _sender
 from ansible_collections.smtp.relay.plugins.modules import sender_check as module
 
 from tests.unit.plugins.module_utils.sender_fakes import world_resolver

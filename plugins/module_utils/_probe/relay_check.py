@@ -16,20 +16,20 @@ import socket
 
 from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, PASS, check, is_valid, summary
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._postconf import (
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import (
     DEFAULT_CONFIG_DIR,
     PostconfRunner,
     normalize_value,
     read_effective,
     read_nondefault,
 )
-from ansible_collections.smtp.relay.plugins.module_utils._relayhost import (
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import (
     TLS_MODES,
     implied_tls,
     parse_relayhost,
     reject_control_characters,
 )
-from ansible_collections.smtp.relay.plugins.module_utils._relayinfo import (
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.info import (
     compare,
     configured_credentials,
     gather,
@@ -44,7 +44,7 @@ from ansible_collections.smtp.relay.plugins.module_utils._rules import (
     static_checks,
     tls_parameters,
 )
-from ansible_collections.smtp.relay.plugins.module_utils._smtp_probe import Network, ProbeSpec, probe
+from ansible_collections.smtp.relay.plugins.module_utils._probe.session import Network, ProbeSpec, probe
 
 SASL_PLUGIN_DIRS = ("/usr/lib/*/sasl2", "/usr/lib/sasl2", "/usr/lib64/sasl2")
 DEFAULT_TIMEOUT = 10.0

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, WARN
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._files import write_atomically
-from ansible_collections.smtp.relay.plugins.module_utils._relayhost import has_unsafe_characters
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import has_unsafe_characters
 from ansible_collections.smtp.relay.plugins.module_utils._rules import parameter_checks
 
 DEFAULT_CONFIG_DIR = "/etc/postfix"

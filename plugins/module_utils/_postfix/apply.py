@@ -15,8 +15,8 @@ import os
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._files import write_atomically
-from ansible_collections.smtp.relay.plugins.module_utils._maps import ensure_map
-from ansible_collections.smtp.relay.plugins.module_utils._postconf import (
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.maps import ensure_map
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import (
     DEFAULT_CONFIG_DIR,
     PostconfRunner,
     apply,

@@ -44,8 +44,8 @@ from dataclasses import dataclass, field
 
 from ansible_collections.smtp.relay.plugins.module_utils import _dns
 from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, PASS, SKIP, UNKNOWN, WARN, check
-from ansible_collections.smtp.relay.plugins.module_utils._providers import provider_ports
-from ansible_collections.smtp.relay.plugins.module_utils._relayhost import IMPLICIT_TLS_PORTS
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.providers import provider_ports
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import IMPLICIT_TLS_PORTS
 
 EXPIRY_WARN_DAYS = 14
 MAX_ADDRESSES = 5

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from ._errors import SmtpRelayError
+from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 
 # Symbolic services Postfix resolves through /etc/services for a relayhost port.
 SERVICES = {"smtp": 25, "submission": 587, "submissions": 465, "smtps": 465}

@@ -13,7 +13,7 @@ import re
 import socket
 import subprocess
 
-from ansible_collections.smtp.relay.plugins.module_utils._relayhost import SEPARATORS
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import SEPARATORS
 
 # Route lookups for hosts with no known relay: documentation addresses (RFC 5737, RFC 3849). A UDP
 # connect() only asks the kernel for a route and a source address; no packet is sent to them.

@@ -16,15 +16,22 @@ import stat
 import time
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._maps import INDEX_SUFFIX, index_path, is_stale, parse_map
-from ansible_collections.smtp.relay.plugins.module_utils._postconf import (
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.maps import (
+    INDEX_SUFFIX,
+    index_path,
+    is_stale,
+    parse_map,
+)
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import (
     DEFAULT_CONFIG_DIR,
     PostconfRunner,
     read_effective,
     read_nondefault,
 )
-from ansible_collections.smtp.relay.plugins.module_utils._postconf import postfix_version as read_postfix_version
-from ansible_collections.smtp.relay.plugins.module_utils._relayhost import (
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import (
+    postfix_version as read_postfix_version,
+)
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import (
     SEPARATORS,
     RelayhostError,
     parse_relayhost,

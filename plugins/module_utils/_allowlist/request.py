@@ -12,7 +12,7 @@ import re
 import socket
 import stat
 
-from ._checks import (
+from ansible_collections.smtp.relay.plugins.module_utils._checks import (
     FAIL,
     PASS,
     SKIP,
@@ -30,11 +30,16 @@ from ._checks import (
     verdict,
     with_status,
 )
-from ._dns import DNSPYTHON, dns, nameserver_addresses
-from ._errors import SmtpRelayError
-from ._files import write_atomically
-from ._hostinfo import ROUTE_PROBE, parse_inet_protocols
-from ._relayhost import RelayhostError, ip_address, is_hostname, parse_relayhost
+from ansible_collections.smtp.relay.plugins.module_utils._dns import DNSPYTHON, dns, nameserver_addresses
+from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+from ansible_collections.smtp.relay.plugins.module_utils._files import write_atomically
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.host import ROUTE_PROBE, parse_inet_protocols
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import (
+    RelayhostError,
+    ip_address,
+    is_hostname,
+    parse_relayhost,
+)
 
 FORMATS = ("mail", "markdown", "json", "yaml", "csv")
 DEFAULT_SUBJECT = "Email sending: allowlist server"

@@ -8,7 +8,13 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from ansible_collections.smtp.relay.plugins.module_utils import _dmarc, _providers, _sender_dkim, _spf
+from ansible_collections.smtp.relay.plugins.module_utils._sender import dmarc as _dmarc
+
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost import providers as _providers
+
+from ansible_collections.smtp.relay.plugins.module_utils._sender import dkim as _sender_dkim
+
+from ansible_collections.smtp.relay.plugins.module_utils._sender import spf as _spf
 from ansible_collections.smtp.relay.plugins.module_utils._checks import (
     FAIL,
     PASS,
@@ -33,8 +39,8 @@ from ansible_collections.smtp.relay.plugins.module_utils._dns import (
     run_bounded,
 )
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._relayhost import RelayhostError, parse_relayhost
-from ansible_collections.smtp.relay.plugins.module_utils._sender_names import (
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import RelayhostError, parse_relayhost
+from ansible_collections.smtp.relay.plugins.module_utils._sender.names import (
     matching_rule,
     normalize_domain,
     parse_rules,

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._files import move_atomically, unlink_quietly, write_atomically
-from ansible_collections.smtp.relay.plugins.module_utils._relayhost import has_unsafe_characters
-from ansible_collections.smtp.relay.plugins.module_utils._postconf import (
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import has_unsafe_characters
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import (
     DEFAULT_CONFIG_DIR,
     MASK,
     PostconfRunner,
