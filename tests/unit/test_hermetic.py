@@ -120,7 +120,10 @@ def test_the_collection_is_this_work_tree():
     link = bootstrap.COLLECTIONS / "ansible_collections" / "smtp" / "relay"
     assert link.is_symlink() and not os.path.isabs(os.readlink(link))
     assert link.resolve() == bootstrap.ROOT
-    assert Path(_relaycheck.__file__).resolve() == bootstrap.ROOT / "plugins" / "module_utils" / "_probe" / "relay_check.py"
+    assert (
+        Path(_relaycheck.__file__).resolve()
+        == bootstrap.ROOT / "plugins" / "module_utils" / "_probe" / "relay_check.py"
+    )
     assert RelaySettings().filters()
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 import random
 
-from ansible_collections.smtp.relay.plugins.module_utils._dns import Resolver, StaticBackend
+from ansible_collections.smtp.relay.plugins.module_utils._dns import Resolver
+from tests.unit.plugins.module_utils.dns_fakes import StaticBackend
 
 
 def _der(tag: int, body: bytes) -> bytes:

@@ -15,11 +15,11 @@ from ansible_collections.smtp.relay.plugins.module_utils._dns import (
     TIMEOUT,
     Answer,
     Resolver,
-    StaticBackend,
     make_resolver,
     run_bounded,
 )
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+from tests.unit.plugins.module_utils.dns_fakes import StaticBackend
 
 
 class SlowBackend(StaticBackend):

@@ -14,7 +14,8 @@ from ansible_collections.smtp.relay.plugins.module_utils._sender import engine a
 from ansible_collections.smtp.relay.plugins.module_utils._probe import session as _smtp_probe
 
 from ansible_collections.smtp.relay.plugins.module_utils._sender import spf as _spf
-from ansible_collections.smtp.relay.plugins.module_utils._dns import StaticBackend, make_resolver
+from ansible_collections.smtp.relay.plugins.module_utils._dns import make_resolver
+from tests.unit.plugins.module_utils.dns_fakes import StaticBackend
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._optional import MissingLibrary, OptionalLibrary
 

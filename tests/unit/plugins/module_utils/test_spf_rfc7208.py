@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from ansible_collections.smtp.relay.plugins.module_utils._sender import spf as _spf
-from ansible_collections.smtp.relay.plugins.module_utils._dns import Answer, Resolver, StaticBackend
+from ansible_collections.smtp.relay.plugins.module_utils._dns import Answer, Resolver
+from tests.unit.plugins.module_utils.dns_fakes import StaticBackend
 
 SUITE = Path(__file__).resolve().parents[3] / "data" / "rfc7208-tests.yaml.txt"
 
