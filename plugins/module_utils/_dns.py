@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import socket
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -138,6 +139,93 @@ def _cname_targets(ans, qname):
     return targets
 
 
+class SystemBackend:
+    """The host's own resolver, as its programs see names: nsswitch (``/etc/hosts`` first, then DNS).
+
+    A, AAAA and PTR go through the C library, bounded by a worker thread because ``getaddrinfo`` has no timeout of
+    its own; other types have no C library call, so they go through dnspython with the system's resolv.conf.
+    """
+
+    def __init__(self):
+        self._dns = None
+
+    def lookup(self, name: str, rdtype: str, timeout: float) -> Answer:
+        if rdtype in ("A", "AAAA"):
+            family = socket.AF_INET if rdtype == "A" else socket.AF_INET6
+            return _bounded(name, rdtype, timeout, lambda: _host_addresses(name, family))
+        if rdtype == "PTR":
+            address = address_from_reverse_name(name)
+            if address is not None:
+                return _bounded(name, rdtype, timeout, lambda: _host_names(address))
+        if not DNSPYTHON.available:
+            return Answer(name, rdtype, ERROR, error=DNSPYTHON.not_installed(f"{rdtype} records cannot be read"))
+        if self._dns is None:
+            self._dns = DnspythonBackend()
+        return self._dns.lookup(name, rdtype, timeout)
+
+
+def _bounded(name: str, rdtype: str, timeout: float, ask) -> Answer:
+    """Run one C-library lookup on a daemon thread; past ``timeout`` the answer is a timeout (the thread is left)."""
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["records"] = ask()
+        except socket.gaierror as exc:
+            outcome["status"] = _GAI_STATUS.get(exc.errno, ERROR)
+            outcome["error"] = exc.strerror
+        except socket.herror as exc:
+            outcome["status"] = NXDOMAIN if exc.errno == 1 else ERROR  # 1: HOST_NOT_FOUND
+            outcome["error"] = exc.strerror
+        except (OSError, UnicodeError, ValueError) as exc:
+            outcome["status"], outcome["error"] = INVALID, str(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        return Answer(name, rdtype, TIMEOUT, error=f"no answer within {timeout:g}s")
+    if "records" in outcome:
+        records = tuple(outcome["records"])
+        return Answer(name, rdtype, OK if records else NODATA, records)
+    status = outcome["status"]
+    return Answer(name, rdtype, status, error=None if status in (NXDOMAIN, NODATA) else outcome["error"])
+
+
+# For one address family the C library does not tell "no such name" from "no address of this family" (glibc
+# answers EAI_NONAME for both, depending on /etc/hosts): both are a definite "no data".
+_GAI_STATUS = {socket.EAI_NONAME: NODATA, getattr(socket, "EAI_NODATA", socket.EAI_NONAME): NODATA}
+
+
+def _host_addresses(name: str, family: int) -> list[str]:
+    infos = socket.getaddrinfo(name, None, family, socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(ipaddress.ip_address(i[4][0].split("%", 1)[0])) for i in infos))
+
+
+def _host_names(address: str) -> list[str]:
+    primary, aliases, _addresses = socket.gethostbyaddr(address)
+    return list(dict.fromkeys(normalize_name(n) for n in [primary, *aliases]))
+
+
+def reverse_name(address: str) -> str:
+    """The PTR question for an IP address (``10.2.0.192.in-addr.arpa``)."""
+    return ipaddress.ip_address(address).reverse_pointer
+
+
+def address_from_reverse_name(name: str) -> str | None:
+    """The IP address a PTR question is about, or None when ``name`` is not under in-addr.arpa / ip6.arpa."""
+    labels = normalize_name(name).split(".")
+    try:
+        if labels[-2:] == ["in-addr", "arpa"] and len(labels) == 6:
+            return str(ipaddress.IPv4Address(".".join(reversed(labels[:4]))))
+        if labels[-2:] == ["ip6", "arpa"] and len(labels) == 34:
+            nibbles = "".join(reversed(labels[:32]))
+            return str(ipaddress.IPv6Address(int(nibbles, 16)))
+    except ValueError:
+        return None
+    return None
+
+
 @dataclass
 class Resolver:
     """The one way module_utils ask DNS: cached per run, bounded by a per-query timeout and an overall deadline.
@@ -217,6 +305,10 @@ class Resolver:
         answers = [self.query(name, "A"), self.query(name, "AAAA")]
         return [ip for a in answers for ip in a.records], answers
 
+    def names(self, address: str) -> Answer:
+        """The PTR names of an IP address."""
+        return self.query(reverse_name(address), "PTR")
+
 
 def nameserver_addresses(values, field: str = "nameservers") -> list[str]:
     """The DNS servers' addresses, normalised; anything that is not an IP address is refused, naming ``field``."""
@@ -238,15 +330,27 @@ def nameserver_addresses(values, field: str = "nameservers") -> list[str]:
     return servers
 
 
-def make_resolver(nameservers=None, port: int = 53, timeout: float = 5.0, deadline: float | None = None, backend=None):
-    """A Resolver over dnspython (or the given backend), after checking the server options."""
+def make_resolver(
+    nameservers=None,
+    port: int = 53,
+    timeout: float = 5.0,
+    deadline: float | None = None,
+    *,
+    backend=None,
+    system: bool = False,
+):
+    """A Resolver after checking the server options: the given backend, else dnspython asking ``nameservers``.
+
+    Without nameservers, dnspython reads resolv.conf; ``system=True`` asks the host's own resolver instead
+    (``SystemBackend``), for callers that must see names the way the host's programs do.
+    """
     servers = nameserver_addresses(nameservers)
     port = int_option("port", port, minimum=1, maximum=65535)
     timeout = number_option("timeout", timeout)
     if deadline is not None:
         deadline = number_option("deadline", deadline)
     if backend is None:
-        backend = DnspythonBackend(servers, port)
+        backend = SystemBackend() if system and not servers else DnspythonBackend(servers, port)
     return Resolver(backend, timeout, deadline)
 
 

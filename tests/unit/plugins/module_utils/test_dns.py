@@ -3,19 +3,24 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
 import pytest
 
 from ansible_collections.smtp.relay.plugins.module_utils._dns import (
+    ERROR,
     NODATA,
     NXDOMAIN,
     OK,
     TIMEOUT,
     Answer,
     Resolver,
+    SystemBackend,
+    address_from_reverse_name,
     make_resolver,
+    reverse_name,
     run_bounded,
 )
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
@@ -152,3 +157,73 @@ def test_make_resolver_refuses_what_disables_its_bounds(kwargs, field):
 def test_resolver_refuses_nan_timeout():
     with pytest.raises(SmtpRelayError):
         Resolver(StaticBackend({}), timeout=float("nan"))
+
+
+# -- the host's own resolver (nsswitch), behind the same seam ----------------------------------------------------
+
+
+@pytest.fixture
+def c_library(monkeypatch):
+    """getaddrinfo / gethostbyaddr answering from a table, so no test reads the controller's /etc/hosts."""
+    table = {"app.example": {socket.AF_INET: ["192.0.2.10"], socket.AF_INET6: ["2001:db8::10%eth0"]}}
+    names = {"192.0.2.10": ("app.example.", ["alias.example"])}
+
+    def getaddrinfo(host, port, family=0, kind=0):
+        if host == "slow.example":
+            time.sleep(1)
+        if host == "broken.example":
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        found = table.get(host, {}).get(family)
+        if not found:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(family, kind, 6, "", (a, 0)) for a in found]
+
+    def gethostbyaddr(address):
+        if address not in names:
+            raise socket.herror(1, "Unknown host")
+        return names[address][0], names[address][1], [address]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket, "gethostbyaddr", gethostbyaddr)
+
+
+def test_system_backend_reads_addresses_and_names_like_the_hosts_programs(c_library):
+    resolver = make_resolver(system=True, timeout=2)
+    found, answers = resolver.addresses("app.example")
+    assert found == ["192.0.2.10", "2001:db8::10"]  # the scope id of a link-local style answer is dropped
+    assert [a.status for a in answers] == [OK, OK]
+    assert resolver.names("192.0.2.10").records == ("app.example", "alias.example")
+
+
+def test_system_backend_tells_no_data_from_no_answer(c_library):
+    resolver = make_resolver(system=True, timeout=0.2)
+    assert resolver.query("missing.example", "A").status == NODATA
+    assert resolver.names("192.0.2.99").status == NXDOMAIN
+    unsure = resolver.query("broken.example", "A")
+    assert unsure.status == ERROR and not unsure.answered
+    started = time.monotonic()
+    slow = resolver.query("slow.example", "A")
+    assert slow.status == TIMEOUT and time.monotonic() - started < 0.8
+
+
+def test_system_is_only_the_default_when_no_nameservers_are_given(c_library):
+    assert isinstance(make_resolver(system=True).backend, SystemBackend)
+    assert not isinstance(make_resolver(["127.0.0.1"], system=True).backend, SystemBackend)
+    assert not isinstance(make_resolver().backend, SystemBackend)
+
+
+@pytest.mark.parametrize(
+    ("address", "name"),
+    [
+        ("192.0.2.10", "10.2.0.192.in-addr.arpa"),
+        ("2001:db8::1", "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"),
+    ],
+)
+def test_reverse_names_round_trip(address, name):
+    assert reverse_name(address) == name
+    assert address_from_reverse_name(name.upper() + ".") == address
+
+
+@pytest.mark.parametrize("name", ["1.2.3.in-addr.arpa", "256.1.2.3.in-addr.arpa", "x.ip6.arpa", "example.org", ""])
+def test_other_names_are_not_reverse_names(name):
+    assert address_from_reverse_name(name) is None
