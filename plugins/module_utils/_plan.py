@@ -31,7 +31,8 @@ from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar impo
     parse_port,
     relay_tokens,
 )
-from ansible_collections.smtp.relay.plugins.module_utils._rules import Settings, static_checks, tls_parameters
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.settings import Settings
+from ansible_collections.smtp.relay.plugins.module_utils._rules import static_checks, tls_parameters
 
 MODES = ("null_client", "satellite")
 DEFAULT_PORT = 587

@@ -117,7 +117,8 @@ diff:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import PostconfRunner, apply, is_secret_name
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import apply, is_secret_name
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import PostconfRunner
 
 
 def main():

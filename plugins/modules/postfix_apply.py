@@ -125,7 +125,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.apply import apply_plan
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.maps import MAP_TYPES
-from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import PostconfRunner
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import PostconfRunner
 
 
 def main():

@@ -312,7 +312,7 @@ queue_id:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import ReadOnlyRunner
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import ReadOnlyRunner
 from ansible_collections.smtp.relay.plugins.module_utils._probe.relay_check import DEFAULT_TIMEOUT, relay_check
 
 

@@ -183,7 +183,7 @@ msg:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import PostconfRunner
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import PostconfRunner
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.info import relay_info
 
 

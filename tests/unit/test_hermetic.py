@@ -19,7 +19,7 @@ from ansible.module_utils.common.process import get_bin_path
 
 from ansible_collections.smtp.relay.plugins.filter._relay_settings import FilterModule as RelaySettings
 from ansible_collections.smtp.relay.plugins.module_utils._probe import relay_check as _relaycheck
-from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import PostconfRunner, read_effective
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import PostconfRunner, read_effective
 from tests.unit import bootstrap, hermetic
 from tests.unit.plugins.module_utils.postfix_fake import FakePostfix
 

@@ -17,13 +17,12 @@ from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRela
 from ansible_collections.smtp.relay.plugins.module_utils._files import write_atomically
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.maps import ensure_map
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import (
-    DEFAULT_CONFIG_DIR,
-    PostconfRunner,
     apply,
     encode_text,
     printable,
     read_text,
 )
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import DEFAULT_CONFIG_DIR, PostconfRunner
 
 SYSTEMD_RUNTIME = "/run/systemd/system"
 

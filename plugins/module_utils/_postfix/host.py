@@ -13,6 +13,7 @@ import re
 import socket
 import subprocess
 
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import PostconfRunner, parse_postconf_output
 from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import SEPARATORS
 
 # Route lookups for hosts with no known relay: documentation addresses (RFC 5737, RFC 3849). A UDP
@@ -67,21 +68,10 @@ class HostInfo:
 
     def postfix_settings(self) -> dict | None:
         """Relay-relevant main.cf values, or None when Postfix (postconf) is not installed."""
-        argv = ["postconf"]
-        if self.config_dir:
-            argv += ["-c", self.config_dir]
-        rc, out, _err = self.runner([*argv, *POSTFIX_SETTINGS])
-        if rc == 127:
-            return None
-        if rc != 0:
-            # No main.cf yet (Debian's "No configuration") makes postconf fail: Postfix is not sending yet.
-            return None
-        settings = {}
-        for line in out.splitlines():
-            name, sep, value = line.partition("=")
-            if sep:
-                settings[name.strip()] = value.strip()
-        return settings
+        argv = ["-c", self.config_dir] if self.config_dir else []
+        rc, out, _err = PostconfRunner(self.runner).run_unchecked("postconf", [*argv, *POSTFIX_SETTINGS])
+        # rc 127: no postconf. Any other failure: no main.cf yet (Debian's "No configuration"), not sending yet.
+        return parse_postconf_output(out) if rc == 0 else None
 
     def source_address(self, destination: str, port: int = 25, bind: str | None = None) -> str | None:
         """The source address the kernel picks to reach ``destination`` (None: no route); sends nothing.

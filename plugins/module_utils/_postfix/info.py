@@ -22,22 +22,21 @@ from ansible_collections.smtp.relay.plugins.module_utils._postfix.maps import (
     is_stale,
     parse_map,
 )
-from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import (
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import (
     DEFAULT_CONFIG_DIR,
     PostconfRunner,
+    postfix_present,
     read_effective,
     read_nondefault,
 )
-from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import (
-    postfix_version as read_postfix_version,
-)
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import postfix_version as read_postfix_version
 from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import (
     SEPARATORS,
     RelayhostError,
     parse_relayhost,
     relay_tokens,
 )
-from ansible_collections.smtp.relay.plugins.module_utils._rules import Settings
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.settings import Settings
 
 MAP_PARAMETERS = (
     "smtp_sasl_password_maps",
@@ -201,17 +200,9 @@ def parse_queue(text: str, now: float) -> dict:
     }
 
 
-def _postfix_installed(runner: PostconfRunner) -> bool:
-    try:
-        rc, _out, _err = runner.run_unchecked("postconf", ["-d", "-h", "mail_version"])
-    except SmtpRelayError:
-        return False
-    return rc == 0
-
-
 def gather(runner: PostconfRunner, config_dir: str = DEFAULT_CONFIG_DIR, now=time.time) -> dict:
     """The host's relay facts (see relay_info's RETURN documentation for each key)."""
-    if not _postfix_installed(runner):
+    if not postfix_present(runner):
         return {"postfix_installed": False, "relayhost": None, "relayhosts": [], "mode": "other"}
     values = read_effective(runner, config_dir, list(INFO_PARAMETERS))
     configured = read_nondefault(runner, config_dir)

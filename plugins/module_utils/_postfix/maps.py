@@ -13,15 +13,17 @@ from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRela
 from ansible_collections.smtp.relay.plugins.module_utils._files import move_atomically, unlink_quietly, write_atomically
 from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import has_unsafe_characters
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import (
-    DEFAULT_CONFIG_DIR,
     MASK,
-    PostconfRunner,
     encode_text,
+    printable,
+    read_text,
+)
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import (
+    DEFAULT_CONFIG_DIR,
+    PostconfRunner,
     lines_of,
     main_cf_exists,
-    printable,
     read_effective,
-    read_text,
 )
 
 # Suffix postmap gives the indexed file; None: Postfix reads the source itself. hash and btree share .db.

@@ -16,10 +16,10 @@ import socket
 
 from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, PASS, check, is_valid, summary
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import (
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import normalize_value
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import (
     DEFAULT_CONFIG_DIR,
     PostconfRunner,
-    normalize_value,
     read_effective,
     read_nondefault,
 )

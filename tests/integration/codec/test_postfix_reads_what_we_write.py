@@ -22,12 +22,11 @@ from hypothesis import strategies as st
 from ansible_collections.smtp.relay.plugins.filter._relay_settings import relay_settings
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import (
-    lines_of,
     normalize_settings,
     parameters,
-    parse_postconf_output,
     plan_changes,
 )
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import lines_of, parse_postconf_output
 from tests.peers import lab
 
 pytestmark = pytest.mark.peers

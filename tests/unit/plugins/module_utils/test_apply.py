@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.apply import apply_plan, missing_packages
-from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import PostconfRunner
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import PostconfRunner
 from tests.unit.plugins.module_utils.postfix_fake import FakePostfix
 
 PASSWORD = "pa55-w0rd"

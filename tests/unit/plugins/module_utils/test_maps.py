@@ -18,7 +18,8 @@ from ansible_collections.smtp.relay.plugins.module_utils._postfix.maps import (
     render_map,
     validate_entries,
 )
-from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import MASK, PostconfRunner
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import MASK
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import PostconfRunner
 from tests.unit.plugins.module_utils.postfix_fake import DEFAULTS, FakePostfix, read_index
 
 SASL = {"[relay.example.org]:587": "user:pa ss w0rd", "[backup.example.org]:465": "user2:0therSecret"}

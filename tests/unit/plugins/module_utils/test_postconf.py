@@ -15,18 +15,21 @@ from hypothesis import strategies as st
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import (
     MASK,
-    PostconfRunner,
-    ReadOnlyRunner,
     apply,
     check_parameters,
     normalize_settings,
     parameters,
-    parse_postconf_output,
     plan_changes,
+    validate_staged,
+)
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import (
+    PostconfRunner,
+    ReadOnlyRunner,
+    parse_postconf_output,
+    postfix_present,
     postfix_version,
     read_effective,
     read_nondefault,
-    validate_staged,
 )
 from tests.unit.plugins.module_utils.postfix_fake import DEFAULTS, FakePostfix
 
@@ -475,3 +478,19 @@ def test_staging_holds_what_postconf_reads_beside_main_cf(tmp_path):
         "dynamicmaps.cf.d/pcre": "pcre postfix-pcre.so dict_pcre_open\n",
         "main.cf age": pytest.approx(60, abs=5),
     }
+
+
+@pytest.mark.parametrize(
+    ("found", "rc", "present"),
+    [("/usr/sbin/postconf", 0, True), (None, 0, False), ("/usr/sbin/postconf", 1, False)],
+)
+def test_postfix_present_is_the_one_answer(found, rc, present):
+    """postconf found and answering; a missing or broken one is 'not installed' (relay_info, relay_check agree)."""
+    calls = []
+
+    def run(argv):
+        calls.append(argv)
+        return rc, "3.7.11\n" if rc == 0 else "", "" if rc == 0 else "postconf: fatal: broken"
+
+    assert postfix_present(PostconfRunner(run, which=lambda name: found)) is present
+    assert len(calls) == (1 if found else 0)

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import PostconfRunner
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import PostconfRunner
 from ansible_collections.smtp.relay.plugins.module_utils._probe.relay_check import relay_check, run, validate_options
 
 from .postfix_fake import FakePostfix

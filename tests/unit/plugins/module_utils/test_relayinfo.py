@@ -7,7 +7,7 @@ import os
 import pytest
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import PostconfRunner
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import PostconfRunner
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.info import (
     compare,
     configured_credentials,
