@@ -259,9 +259,25 @@ relay:
       description: Where the IPs came from, V(relay_ips), V(relay_host) or V(none).
       type: str
     checks:
-      description: Checks about resolving O(relay_host).
+      description: Checks about resolving O(relay_host), id C(relay.addresses).
       type: list
       elements: dict
+      contains:
+        id:
+          description: Stable dotted id.
+          type: str
+        status:
+          description: V(pass), V(warn), V(fail), V(unknown) or V(skip).
+          type: str
+        stage:
+          description: V(dns).
+          type: str
+        message:
+          description: What was found.
+          type: str
+        hint:
+          description: What to do about it, or null.
+          type: str
 dns_queries:
   description: Number of DNS questions asked (each name and type once per run).
   returned: success, and on failure when a check had a status in O(fail_on)
