@@ -21,9 +21,11 @@ What the new file is given (:func:`identity`):
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -173,3 +175,33 @@ def move_atomically(
         os.close(fd)
     os.replace(src, dest)
     fsync_dir(os.path.dirname(dest) or ".")
+
+
+LOCK_DIRS = ("/run/lock", "/var/lock")
+
+
+@contextlib.contextmanager
+def exclusive_lock(name: str, timeout: float = 300.0, poll: float = 0.2):
+    """Hold an exclusive ``flock`` on ``<lock dir>/<name>.lock`` for the ``with`` block; wait at most ``timeout``.
+
+    Two runs applying to one host (two operators, a cron job and a pipeline) take turns instead of interleaving
+    their files. The lock lives in the volatile lock directory, so nothing is left in the configuration and a
+    crashed run's lock goes with its process.
+    """
+    directory = next((d for d in LOCK_DIRS if os.path.isdir(d)), tempfile.gettempdir())
+    path = os.path.join(directory, f"{name}.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        waited = 0.0
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if waited >= timeout:
+                    raise TimeoutError(f"{path} is held by another run; gave up after {timeout:g}s") from None
+                time.sleep(poll)
+                waited += poll
+        yield path
+    finally:
+        os.close(fd)

@@ -21,6 +21,10 @@ description:
   - Where the package left no C(main.cf) (Debian's C(No configuration) install), an empty one is created first,
     because Postfix's tools refuse to work without it.
   - Values of O(secret_maps) never appear in the output or the diff; their tables are mode V(0600).
+  - One run at a time per host. While it writes, the module holds an exclusive lock on
+    C(/run/lock/smtp-relay-postfix-<config_dir>.lock). A second run against the same host waits for it, so the
+    host ends with one run's complete set of files, never a mix of two runs. It fails, saying so, after
+    5 minutes. Check mode writes nothing and does not wait.
 author: smtp.relay contributors (@smtp-relay)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes

@@ -67,3 +67,13 @@ def controller(request):
     if request.param == "with-postfix":
         request.getfixturevalue("controller_with_postfix")
     return request.param
+
+
+@pytest.fixture(autouse=True)
+def lock_dir(monkeypatch, tmp_path_factory):
+    """The apply step's per-host lock files go to a temporary directory, not the controller's /run/lock."""
+    from ansible_collections.smtp.relay.plugins.module_utils import _files  # importable once bootstrap ran
+
+    directory = tmp_path_factory.mktemp("lock")
+    monkeypatch.setattr(_files, "LOCK_DIRS", (str(directory),))
+    return directory

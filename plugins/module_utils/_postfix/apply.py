@@ -11,10 +11,12 @@ when this call reports packages missing.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._files import write_atomically
+from ansible_collections.smtp.relay.plugins.module_utils._files import exclusive_lock, write_atomically
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.maps import ensure_map
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import (
     apply,
@@ -25,6 +27,7 @@ from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf impor
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import DEFAULT_CONFIG_DIR, PostconfRunner
 
 SYSTEMD_RUNTIME = "/run/systemd/system"
+LOCK_TIMEOUT = 300.0
 
 
 def missing_packages(runner: PostconfRunner, packages: list[str]) -> list[str]:
@@ -109,45 +112,65 @@ def apply_plan(
     if missing:
         return result
 
-    if not check_mode:
-        _main_cf_present(config_dir)
+    with one_run_at_a_time(config_dir, check_mode):
+        if not check_mode:
+            _main_cf_present(config_dir)
 
-    for entry, secret in [*((m, False) for m in maps), *((m, True) for m in secret_maps)]:
-        done = ensure_map(
-            runner,
-            entries=entry.get("entries") or {},
-            name=entry["name"],
-            map_type=map_type,
-            secret=secret,
-            config_dir=config_dir,
-            state=entry.get("state") or "present",
-            check_mode=check_mode,
-        )
-        result["warnings"].extend(done.pop("warnings", []))
-        if done["changed"]:
-            result["changed_parts"].append(entry["name"])
-            result["diff"].append(done["diff"])
+        for entry, secret in [*((m, False) for m in maps), *((m, True) for m in secret_maps)]:
+            done = ensure_map(
+                runner,
+                entries=entry.get("entries") or {},
+                name=entry["name"],
+                map_type=map_type,
+                secret=secret,
+                config_dir=config_dir,
+                state=entry.get("state") or "present",
+                check_mode=check_mode,
+            )
+            result["warnings"].extend(done.pop("warnings", []))
+            if done["changed"]:
+                result["changed_parts"].append(entry["name"])
+                result["diff"].append(done["diff"])
 
-    if mailname_file and mailname is not None:
-        diff = _mailname(mailname_file, mailname, check_mode)
-        if diff:
-            result["changed_parts"].append(mailname_file)
-            result["diff"].append(diff)
+        if mailname_file and mailname is not None:
+            diff = _mailname(mailname_file, mailname, check_mode)
+            if diff:
+                result["changed_parts"].append(mailname_file)
+                result["diff"].append(diff)
 
-    configured = apply(runner, main_cf, config_dir=config_dir, check_mode=check_mode)
-    result["warnings"].extend(configured.pop("warnings", []))
-    result["main_cf"] = {k: configured[k] for k in ("changed_parameters", "restart_required")}
-    if configured["changed"]:
-        result["changed_parts"].append("main.cf")
-        result["diff"].append(configured["diff"])
+        configured = apply(runner, main_cf, config_dir=config_dir, check_mode=check_mode)
+        result["warnings"].extend(configured.pop("warnings", []))
+        result["main_cf"] = {k: configured[k] for k in ("changed_parameters", "restart_required")}
+        if configured["changed"]:
+            result["changed_parts"].append("main.cf")
+            result["diff"].append(configured["diff"])
 
-    if service:
-        result["service"] = _service(
-            Service(runner, service, systemd), configured, check_mode, installed=runner.installed()
-        )
-        result["changed_parts"].extend(f"service {action}" for action in result["service"]["actions"])
+        if service:
+            result["service"] = _service(
+                Service(runner, service, systemd), configured, check_mode, installed=runner.installed()
+            )
+            result["changed_parts"].extend(f"service {action}" for action in result["service"]["actions"])
     result["changed"] = bool(result["changed_parts"])
     return result
+
+
+@contextlib.contextmanager
+def one_run_at_a_time(config_dir: str, check_mode: bool):
+    """Two runs applying to one host (two operators, cron and a pipeline) take turns: without it the host could
+    end with one run's main.cf and the other's maps. Check mode writes nothing and does not wait."""
+    if check_mode:
+        yield
+        return
+    try:
+        with exclusive_lock(lock_name(config_dir), timeout=LOCK_TIMEOUT):
+            yield
+    except TimeoutError as exc:
+        raise SmtpRelayError(f"another run is applying to this host: {exc}") from None
+
+
+def lock_name(config_dir: str) -> str:
+    """One lock per Postfix instance (its configuration directory), e.g. ``smtp-relay-postfix-etc-postfix``."""
+    return "smtp-relay-postfix" + re.sub(r"[^A-Za-z0-9]+", "-", config_dir).rstrip("-")
 
 
 def _main_cf_present(config_dir: str) -> None:

@@ -6,13 +6,17 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import threading
+import time
 
 import pytest
 
 from ansible_collections.smtp.relay.plugins.module_utils import _files as files
+from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+from ansible_collections.smtp.relay.plugins.module_utils._postfix import apply as apply_module
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import PostconfRunner
 from ansible_collections.smtp.relay.plugins.module_utils._allowlist.request import write_if_changed
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.apply import apply_plan
-from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.maps import ensure_map
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import apply
 
@@ -330,3 +334,46 @@ def test_allowlist_request_names_dest_when_it_cannot_be_written(tmp_path, fake_s
     assert info.value.details["field"] == "dest"
     assert request.read_bytes() == b"old\n"
     assert listing(tmp_path) == ["request.txt"]
+
+
+# -- one run at a time per host -----------------------------------------------------------------------------------
+
+
+def test_a_second_holder_waits_for_the_first(lock_dir):
+    order = []
+
+    def second():
+        with files.exclusive_lock("demo", timeout=5, poll=0.01):
+            order.append("second")
+
+    with files.exclusive_lock("demo", timeout=5) as path:
+        assert path == str(lock_dir / "demo.lock")
+        worker = threading.Thread(target=second)
+        worker.start()
+        time.sleep(0.2)
+        order.append("first done")
+    worker.join(5)
+    assert order == ["first done", "second"]
+
+
+def test_a_lock_held_too_long_is_a_clear_error(lock_dir):
+    # flock locks belong to the open file: a second open in the same process contends like another run.
+    with (
+        files.exclusive_lock("demo", timeout=5),
+        pytest.raises(TimeoutError, match="held by another run"),
+        files.exclusive_lock("demo", timeout=0.1, poll=0.02),
+    ):
+        pass
+
+
+def test_apply_plan_names_the_other_run(lock_dir, monkeypatch, tmp_path):
+    monkeypatch.setattr(apply_module, "LOCK_TIMEOUT", 0.1)
+    (tmp_path / "main.cf").write_text("")
+    with (
+        files.exclusive_lock(apply_module.lock_name(str(tmp_path))),
+        pytest.raises(SmtpRelayError, match="another run is applying to this host"),
+    ):
+        apply_module.apply_plan(
+            PostconfRunner(lambda argv: (0, "", "")), main_cf={}, config_dir=str(tmp_path), service=None
+        )
+    assert apply_module.lock_name("/etc/postfix-out") == "smtp-relay-postfix-etc-postfix-out"
