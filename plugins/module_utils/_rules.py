@@ -8,6 +8,10 @@
 asked for, SASL map keys, mechanisms the relay offered, installed SASL plugins...). Each rule emits its
 own stable id, with ``pass`` when it holds and ``warn``/``fail`` when it does not; a rule that does not
 apply emits nothing.
+
+Longer than the other files on purpose: this is the one place a relay rule is written (the role's plan, relay_check,
+postconf and verify all run these), and the rules read each other's vocabulary (TLS levels, SASL options,
+mechanisms). Splitting it by topic would scatter the one list a reviewer has to read to know what is checked.
 """
 
 from __future__ import annotations
