@@ -36,7 +36,8 @@ from ansible_collections.smtp.relay.plugins.module_utils._rules import static_ch
 
 MODES = ("null_client", "satellite")
 DEFAULT_PORT = 587
-SASL_MAP, CANONICAL_MAP = "sasl_passwd", "sender_canonical"
+SASL_MAP, CANONICAL_MAP, LOCAL_MAIL_MAP = "sasl_passwd", "sender_canonical", "local_recipients"
+DEFAULT_LOCAL_RECIPIENTS = ("root", "postmaster")
 
 # main.cf parameters the role sets from a variable of its own: postfix_main_cf may not set them too, or
 # the host would end up with something else than either says.
@@ -49,6 +50,13 @@ MANAGED = {
     "sender_canonical_maps": "postfix_sender_canonical",
     "smtp_destination_rate_delay": "postfix_rate_delay",
     "smtp_destination_concurrency_limit": "postfix_relay_concurrency",
+}
+# Parameters the role sets only when their variable is given; otherwise postfix_main_cf may set them.
+MANAGED_WHEN_SET = {
+    "virtual_alias_maps": "postfix_local_mail_to",
+    "maximal_queue_lifetime": "postfix_queue_lifetime",
+    "bounce_queue_lifetime": "postfix_queue_lifetime",
+    "delay_warning_time": "postfix_delay_warning_time",
 }
 # Which role variable to name when a parameter the role derived breaks a static rule.
 PARAMETER_VARIABLES = {
@@ -155,6 +163,12 @@ def _credentials(variables: dict, relay: dict, secrets: dict) -> str:
     has_password = bool(given)
     if preset.get("auth") and not username:
         raise _err("postfix_relay_username", f"required by provider {relay['provider']}")
+    if variables.get("postfix_relay_auth_required") and not username:
+        raise _err(
+            "postfix_relay_username",
+            "empty, but postfix_relay_auth_required is true",
+            "an unset environment variable or vault lookup gives an empty value; check where it comes from",
+        )
     if username and not has_password:
         hint = "or postfix_relay_ses_secret_access_key" if relay["provider"] == "ses" else ""
         raise _err("postfix_relay_password", f"missing for postfix_relay_username {username!r}", hint)
@@ -245,17 +259,46 @@ def _senders(variables: dict, names: dict) -> tuple[dict, list[str]]:
     return canonical, rewritten
 
 
+def _time(variables: dict, name: str) -> str | None:
+    value = _text(variables, name)
+    if value and not _TIME.fullmatch(value):
+        raise _err(name, f"{value!r} is not a Postfix time", "a number with s, m, h, d or w, for example 30s, 4h, 5d")
+    return value or None
+
+
 def _limits(variables: dict) -> dict:
-    delay = _text(variables, "postfix_rate_delay")
-    if delay and not _TIME.fullmatch(delay):
-        raise _err("postfix_rate_delay", f"{delay!r} is not a Postfix time", "for example 1s, 500ms is not, 2m")
+    delay = _time(variables, "postfix_rate_delay")
+    lifetime = _time(variables, "postfix_queue_lifetime")
     concurrency = variables.get("postfix_relay_concurrency")
     if concurrency is not None and (isinstance(concurrency, bool) or not 1 <= int(concurrency) <= 1000):
         raise _err("postfix_relay_concurrency", f"{concurrency!r} is not 1-1000")
     return {
-        "smtp_destination_rate_delay": delay or None,
+        "smtp_destination_rate_delay": delay,
         "smtp_destination_concurrency_limit": None if concurrency is None else str(int(concurrency)),
+        # Bounces (mail from the null sender) live no longer than other mail: one outage budget for both.
+        "maximal_queue_lifetime": lifetime,
+        "bounce_queue_lifetime": lifetime,
+        "delay_warning_time": _time(variables, "postfix_delay_warning_time"),
     }
+
+
+def _local_mail(variables: dict, names: dict) -> dict:
+    """Where mail for root, postmaster and the like goes: {recipient@local domain: address} (empty: unchanged).
+
+    Cron and daemons write to a bare ``root``; Postfix makes it ``root@$myorigin``, a mailbox at the relay's side
+    that nobody reads or that bounces. Only the named recipients are rewritten, at the host's own names, so mail
+    for other people at those domains still reaches them.
+    """
+    target = _text(variables, "postfix_local_mail_to")
+    recipients = [str(r).strip() for r in variables.get("postfix_local_recipients") or DEFAULT_LOCAL_RECIPIENTS]
+    if not target:
+        return {}
+    if "@" not in target or any(c.isspace() for c in target) or not is_hostname(_domain_of(target)):
+        raise _err("postfix_local_mail_to", f"{target!r} is not a mail address", "for example ops@example.org")
+    for recipient in recipients:
+        if not recipient or "@" in recipient or has_unsafe_characters(recipient) or any(c.isspace() for c in recipient):
+            raise _err("postfix_local_recipients", f"{recipient!r} is not a local user name", "for example root")
+    return {f"{r.lower()}@{d}": target for r in recipients for d in names["local_domains"]}
 
 
 def _extra_main_cf(variables: dict) -> dict:
@@ -268,17 +311,22 @@ def _extra_main_cf(variables: dict) -> dict:
             result[name] = normalize_value(name, value)
         except SmtpRelayError as e:
             raise _err(f"postfix_main_cf.{name}", e.msg.split(": ", 1)[-1]) from None
-        if name in MANAGED:
-            raise _err(f"postfix_main_cf.{name}", f"set by the role from {MANAGED[name]}", f"set {MANAGED[name]}")
+        owner = MANAGED.get(name) or (MANAGED_WHEN_SET.get(name) if variables.get(MANAGED_WHEN_SET.get(name)) else None)
+        if owner:
+            raise _err(f"postfix_main_cf.{name}", f"set by the role from {owner}", f"set {owner} only")
     return result
 
 
-def _maps(host: dict, username: str, canonical: dict) -> dict:
+def _maps(host: dict, username: str, canonical: dict, local_mail: dict) -> dict:
     config_dir = host.get("config_dir") or "/etc/postfix"
     map_type = host.get("map_type") or "hash"
     return {
         name: {"path": f"{config_dir}/{name}", "type": map_type, "reference": f"{map_type}:{config_dir}/{name}"}
-        for name, used in ((SASL_MAP, bool(username)), (CANONICAL_MAP, bool(canonical)))
+        for name, used in (
+            (SASL_MAP, bool(username)),
+            (CANONICAL_MAP, bool(canonical)),
+            (LOCAL_MAIL_MAP, bool(local_mail)),
+        )
         if used
     }
 
@@ -299,7 +347,8 @@ def plan(variables: dict, host: dict, secrets: dict | None = None) -> dict:
     verify = variables.get("postfix_relay_tls_verify", True) is not False
     ca_file = _text(variables, "postfix_relay_ca_file") or str(host.get("ca_bundle") or "")
     allow_plaintext = bool(variables.get("postfix_relay_allow_plaintext_auth"))
-    maps = _maps(host, username, canonical)
+    local_mail = _local_mail(variables, names)
+    maps = _maps(host, username, canonical, local_mail)
     main_cf = {
         "compatibility_level": "3.6",
         "myhostname": names["myhostname"],
@@ -328,6 +377,7 @@ def plan(variables: dict, host: dict, secrets: dict | None = None) -> dict:
         else None,
         smtp_sasl_tls_security_options="noanonymous" if username else None,
         sender_canonical_maps=maps[CANONICAL_MAP]["reference"] if canonical else None,
+        virtual_alias_maps=maps[LOCAL_MAIL_MAP]["reference"] if local_mail else None,
     )
     extra = _extra_main_cf(variables)
     main_cf.update(extra)
@@ -344,6 +394,7 @@ def plan(variables: dict, host: dict, secrets: dict | None = None) -> dict:
         "myhostname": names["myhostname"],
         "myorigin": names["myorigin"],
         "sender_canonical": canonical,
+        "local_recipients": local_mail,
         "sender_domains": rewritten,
         "tls_level": Settings(main_cf).tls_level(),
         "maps": maps,

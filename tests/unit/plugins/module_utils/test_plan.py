@@ -121,6 +121,10 @@ def test_string_booleans_mean_what_they_say(text, meant):
         message = refused(postfix_relay_allow_plaintext_auth=text, postfix_relay_password=PASSWORD, **plaintext)
         assert message.startswith("postfix_relay_tls:")
         assert "sasl.without_encryption" in message
+    if meant:
+        assert refused(postfix_relay_auth_required=text).startswith("postfix_relay_username:")
+    else:
+        assert plan(postfix_relay_auth_required=text)["username"] == ""
 
 
 def test_every_boolean_of_the_spec_is_read_through_the_coercion():
@@ -129,6 +133,7 @@ def test_every_boolean_of_the_spec_is_read_through_the_coercion():
         "postfix_relay_mx_lookup",
         "postfix_relay_tls_verify",
         "postfix_relay_allow_plaintext_auth",
+        "postfix_relay_auth_required",
         "postfix_no_log",
     }, "a new boolean needs a case in test_string_booleans_mean_what_they_say"
 
@@ -290,3 +295,85 @@ def test_wildcard_allows_subdomains_only_when_asked():
     assert "outside postfix_allowed_sender_domains" in refused(
         postfix_sender_address="a@mail.example.org", postfix_allowed_sender_domains=["example.org"]
     )
+
+
+# -- operator features: where local mail goes, how long mail waits, credentials that must be there -------------
+
+
+def test_local_mail_goes_to_the_operations_address_at_the_hosts_own_names_only():
+    got = plan(postfix_local_mail_to="ops@example.org")
+    cf = got["main_cf"]
+    assert cf["virtual_alias_maps"] == "hash:/etc/postfix/local_recipients"
+    assert got["maps"]["local_recipients"]["path"] == "/etc/postfix/local_recipients"
+    assert got["local_recipients"]["root@web1.example.org"] == "ops@example.org"
+    assert got["local_recipients"]["postmaster@localhost"] == "ops@example.org"
+    assert set(got["local_recipients"]) == {
+        f"{user}@{domain}"
+        for user in ("root", "postmaster")
+        for domain in ("web1.example.org", "web1", "localhost", "localhost.localdomain")
+    }
+    assert "@web1.example.org" not in got["local_recipients"], "no catch-all: other people's mail is left alone"
+
+
+def test_local_mail_unset_leaves_postfix_alone():
+    got = plan()
+    assert got["local_recipients"] == {}
+    assert got["main_cf"]["virtual_alias_maps"] is None
+    assert "local_recipients" not in got["maps"]
+
+
+def test_local_recipients_are_configurable():
+    got = plan(postfix_local_mail_to="ops@example.org", postfix_local_recipients=["root", "www-data"])
+    assert {key.partition("@")[0] for key in got["local_recipients"]} == {"root", "www-data"}
+
+
+@pytest.mark.parametrize(
+    ("variables", "variable"),
+    [
+        ({"postfix_local_mail_to": "ops"}, "postfix_local_mail_to"),
+        ({"postfix_local_mail_to": "ops@example.org\nrelayhost = evil"}, "postfix_local_mail_to"),
+        (
+            {"postfix_local_mail_to": "ops@example.org", "postfix_local_recipients": ["root@x.org"]},
+            "postfix_local_recipients",
+        ),
+        (
+            {"postfix_local_mail_to": "ops@example.org", "postfix_local_recipients": ["ro ot"]},
+            "postfix_local_recipients",
+        ),
+        ({"postfix_local_mail_to": "ops@example.org", "postfix_local_recipients": [""]}, "postfix_local_recipients"),
+        (
+            {"postfix_local_mail_to": "ops@example.org", "postfix_main_cf": {"virtual_alias_maps": "hash:/etc/x"}},
+            "postfix_main_cf.virtual_alias_maps",
+        ),
+        ({"postfix_queue_lifetime": "two days"}, "postfix_queue_lifetime"),
+        ({"postfix_delay_warning_time": "4 hours"}, "postfix_delay_warning_time"),
+        (
+            {"postfix_queue_lifetime": "2d", "postfix_main_cf": {"maximal_queue_lifetime": "1d"}},
+            "postfix_main_cf.maximal_queue_lifetime",
+        ),
+        ({"postfix_relay_auth_required": True}, "postfix_relay_username"),
+        ({"postfix_relay_auth_required": True, "postfix_relay_username": "u"}, "postfix_relay_password"),
+        ({"postfix_relay_provider": "sendgrid", "postfix_relay_host": ""}, "postfix_relay_password"),
+    ],
+)
+def test_operator_inputs_refused_naming_the_variable(variables, variable):
+    assert refused(**variables).startswith(variable)
+
+
+def test_queue_lifetime_and_delay_warning():
+    cf = plan(postfix_queue_lifetime="2d", postfix_delay_warning_time="4h")["main_cf"]
+    assert (cf["maximal_queue_lifetime"], cf["bounce_queue_lifetime"], cf["delay_warning_time"]) == ("2d", "2d", "4h")
+    cf = plan()["main_cf"]
+    assert (cf["maximal_queue_lifetime"], cf["bounce_queue_lifetime"], cf["delay_warning_time"]) == (None, None, None)
+
+
+def test_auth_required_accepts_complete_credentials():
+    got = plan(postfix_relay_auth_required=True, postfix_relay_username="u", postfix_relay_password=PASSWORD)
+    assert got["main_cf"]["smtp_sasl_auth_enable"] == "yes"
+
+
+def test_postfix_main_cf_may_set_what_the_role_leaves_unset():
+    cf = plan(postfix_main_cf={"virtual_alias_maps": "hash:/etc/postfix/virtual", "maximal_queue_lifetime": "1d"})[
+        "main_cf"
+    ]
+    assert (cf["virtual_alias_maps"], cf["maximal_queue_lifetime"]) == ("hash:/etc/postfix/virtual", "1d")
