@@ -327,6 +327,16 @@ def _same(field: str, expected, found, facts: dict) -> bool:
     return str(expected).strip() == str(found if found is not None else "").strip()
 
 
+def _queue_unread(facts: dict, field: str) -> str | None:
+    """Why a queue field has no value (the queue could not be read), or None when it has one or is not a queue field."""
+    if field.split(".", 1)[0] != "queue" or facts.get("queue") is not None:
+        return None
+    reason = facts.get("queue_error") or "no reason given"
+    if facts.get("service_running") is False:
+        return f"Postfix is not running and the queue could not be read: {reason}"
+    return f"the queue could not be read: {reason}"
+
+
 def compare(facts: dict, expect: dict) -> list[str]:
     """Every mismatch as ``field: expected X, found Y``; an unknown field is refused, naming what is known."""
     if not isinstance(expect, dict):
@@ -334,6 +344,10 @@ def compare(facts: dict, expect: dict) -> list[str]:
     mismatches = []
     installed = facts.get("postfix_installed", True)
     for field in sorted(expect):
+        unread = _queue_unread(facts, field) if installed else None
+        if unread:
+            mismatches.append(f"{field}: expected {_show(expect[field])}, found nothing ({unread})")
+            continue
         try:
             found = _lookup(facts, field)
         except KeyError:

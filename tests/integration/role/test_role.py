@@ -130,6 +130,9 @@ def test_implicit_tls_on_a_forwarded_port(tmp_path, peers, host):
         ({"postfix_relay_tls": "none", "postfix_relay_port": 25}, "postfix_relay_tls"),
         ({"postfix_sender_address": "root@elsewhere.org"}, "postfix_sender_address"),
         ({"postfix_relay_password": ""}, "postfix_relay_password"),
+        ({"postfix_relay_auth_required": True, "postfix_relay_username": ""}, "postfix_relay_username"),
+        ({"postfix_local_mail_to": "ops at campus"}, "postfix_local_mail_to"),
+        ({"postfix_queue_lifetime": "forever"}, "postfix_queue_lifetime"),
     ],
 )
 def test_bad_input_refused_and_host_untouched(tmp_path, peers, host, overrides, variable):

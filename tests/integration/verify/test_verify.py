@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -159,3 +160,35 @@ def test_deferred_mail_is_reported(tmp_path, hosts, campus):
     assert row["probe"] == "FAILED"
     assert int(row["deferred"]) >= 1
     assert "tcp.refused" in fleet.failures(output)
+
+
+def test_queue_thresholds_fail_ci_with_the_reasons_even_while_postfix_is_stopped(tmp_path, hosts, campus):
+    lab.relay_stop()
+    try:
+        fleet.on_host(V1, "sh", "-c", "printf 'Subject: queued\\n\\nx\\n' | /usr/sbin/sendmail -t ops@smtp-relay.test")
+        deadline = time.monotonic() + 60
+        while '"deferred"' not in fleet.on_host(V1, "postqueue", "-j") and time.monotonic() < deadline:
+            time.sleep(1)
+    finally:
+        lab.relay_start()
+    limits = {**campus, "verify_max_deferred": 0, "verify_max_deferred_age": 86400}
+    rc, _changed, output = fleet.play(tmp_path, [V1], "smtp.relay.verify", limits)
+    assert rc != 0
+    failures = fleet.failures(output)
+    assert re.search(r"queue: [1-9][0-9]* deferred, at most 0 allowed; top reasons: .*refused", failures), failures
+    assert table(output)[V1]["probe"] == "ok", "the relay is back: only the queue fails the host"
+
+    fleet.on_host(V1, "systemctl", "stop", "postfix")
+    try:
+        rc, _changed, output = fleet.play(tmp_path, [V1], "smtp.relay.verify", limits)
+    finally:
+        fleet.on_host(V1, "systemctl", "start", "postfix")
+    assert rc != 0
+    assert "deferred, at most 0 allowed" in fleet.failures(output), "the queue is read while Postfix is stopped"
+
+    fleet.on_host(V1, "postqueue", "-f")
+    deadline = time.monotonic() + 60
+    while '"deferred"' in fleet.on_host(V1, "postqueue", "-j") and time.monotonic() < deadline:
+        time.sleep(1)
+    rc, _changed, output = fleet.play(tmp_path, [V1], "smtp.relay.verify", limits)
+    assert rc == 0, output

@@ -224,3 +224,16 @@ def test_configured_credentials_for_the_relayhost(config):
     value = f"hash:{config / 'sasl_passwd'}"
     assert configured_credentials(value, "[smtp.example.org]:587") == ("user", SECRET)
     assert configured_credentials(value, "[other.example.org]:587") is None
+
+
+def test_expectations_on_the_queue_say_why_it_was_not_read(config):
+    relay = facts(config, running=False, queue_rc=69)
+    mismatches = compare(relay, {"queue.deferred": 0})
+    assert mismatches == [
+        "queue.deferred: expected 0, found nothing (Postfix is not running and the queue could not be read: "
+        + relay["queue_error"]
+        + ")"
+    ]
+    with pytest.raises(SmtpRelayError, match="unknown field 'queue_size'"):
+        compare(relay, {"queue_size": 0})
+    assert compare(facts(config, queue_lines=[]), {"queue.deferred": 0}) == []

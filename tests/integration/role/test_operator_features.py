@@ -1,0 +1,83 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Operator features of the role on a real host, with mail arriving at the lab relay.
+
+Root's mail (what cron, unattended-upgrades and daemons send to a bare ``root``) reaches the operations address
+with the approved sender, and the queue settings are what Postfix runs with.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.integration import fleet
+from tests.integration.role.test_role import SENDER, relay_vars
+from tests.peers import lab, records
+
+pytestmark = pytest.mark.peers
+
+HOST = "smtprelay-operator-h1"
+OPS = "ops@campus.smtp-relay.test"
+
+
+@pytest.fixture(scope="module")
+def peers():
+    return lab.info()
+
+
+@pytest.fixture(scope="module")
+def host(peers):
+    fleet.start_host(HOST, "h2.smtp-relay.test")
+    yield HOST
+    fleet.remove_host(HOST)
+
+
+def wanted(peers, **overrides):
+    return relay_vars(
+        peers,
+        postfix_local_mail_to=OPS,
+        postfix_queue_lifetime="2d",
+        postfix_delay_warning_time="4h",
+        **overrides,
+    )
+
+
+def play(tmp_path, variables, check_mode=False):
+    rc, changed, output = fleet.play(tmp_path, [HOST], "smtp.relay.configure", variables, check_mode=check_mode)
+    return rc, changed[HOST], output
+
+
+def test_root_mail_reaches_the_operations_address(tmp_path, peers, host):
+    rc, _changed, output = play(tmp_path, wanted(peers))
+    assert rc == 0, output
+    rc, again, output = play(tmp_path, wanted(peers))
+    assert (rc, again) == (0, []), output
+
+    subject = f"cron job output {time.time()}"
+    # What cron does with a job's output: sendmail to the bare local user, From: root (Debian's cron).
+    script = (
+        f"printf 'From: root\\nTo: root\\nSubject: {subject}\\n\\nbackup done\\n'"
+        " | /usr/sbin/sendmail -i -FCronDaemon -oem root"
+    )
+    fleet.podman("exec", HOST, "sh", "-c", script)
+    record = records.wait_for(
+        peers["relay"]["records_dir"], lambda r: records.headers(r)["Subject"] == subject, timeout=90
+    )
+    assert record["rcpt_tos"] == [OPS]
+    assert record["mail_from"] == SENDER, "the approved sender, not root@<host>"
+
+
+def test_queue_settings_are_what_postfix_runs_with(tmp_path, peers, host):
+    rc, _changed, output = play(tmp_path, wanted(peers))
+    assert rc == 0, output
+    got = fleet.on_host(HOST, "postconf", "-h", "maximal_queue_lifetime", "bounce_queue_lifetime", "delay_warning_time")
+    assert got.split() == ["2d", "2d", "4h"]
+
+
+def test_unsetting_returns_to_postfix_defaults(tmp_path, peers, host):
+    rc, _changed, output = play(tmp_path, relay_vars(peers))
+    assert rc == 0, output
+    assert fleet.on_host(HOST, "postconf", "-n", "virtual_alias_maps", "maximal_queue_lifetime").strip() == ""
+    rc, predicted, output = play(tmp_path, relay_vars(peers), check_mode=True)
+    assert (rc, predicted) == (0, []), output
