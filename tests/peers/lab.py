@@ -164,6 +164,8 @@ def wait_for_dns(name: str = RELAY_NAME, rdtype: str = "A", timeout: float = 30)
 
 def up() -> dict:
     down(quiet=True)
+    # Records of an earlier lab must not count as arrivals of this one.
+    shutil.rmtree(STATE / "relay" / "records", ignore_errors=True)
     for sub in ("relay/records", "dns/run"):
         (STATE / sub).mkdir(parents=True, exist_ok=True)
     ensure_network()

@@ -56,6 +56,8 @@ MECHANISMS = ("PLAIN", "LOGIN")
 warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
 QUIET_NOTICES = ("login_data is deprecated", "auth_required == True but auth_require_tls == False")
 
+NULL_SENDERS = ("<>", "")
+
 
 class ConfigError(Exception):
     """The relay configuration is unusable."""
@@ -289,7 +291,8 @@ class RelayHandler:
             server.log("mail_rejected", mail_from=address)
             return f"553 5.7.1 <{address}>: Sender address rejected: not allowed by test relay"
         allowed = server.listener.allowed_sender_domains
-        if allowed and address.rpartition("@")[2].lower() not in allowed:
+        # The null sender (bounces, delivery notices) has no domain to approve: real relays accept it.
+        if allowed and address not in NULL_SENDERS and address.rpartition("@")[2].lower() not in allowed:
             server.log("mail_rejected", mail_from=address, reason="domain not approved")
             return f"553 5.7.1 <{address}>: Sender address rejected: domain not approved for this relay"
         envelope.mail_from = address

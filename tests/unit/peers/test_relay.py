@@ -29,6 +29,7 @@ LISTENERS = {
     "plain": ("none", "none", None),
     "wrongname": ("starttls", "optional", "wrongname"),
     "expired": ("implicit", "optional", "expired"),
+    "campus": ("none", "none", None),  # admits senders of approved domains only, like a campus relay
 }
 
 
@@ -66,6 +67,7 @@ def write_config(directory: Path, paths: dict[str, str], listeners: dict) -> Pat
                 "auth_mechanisms": ["PLAIN", "LOGIN"],
                 "auth_require_tls": True,
                 **({"cert": paths[label], "key": paths[f"{label}_key"]} if label else {}),
+                **({"allowed_sender_domains": ["sender.test"]} if name == "campus" else {}),
             }
             for name, (tls, auth, label) in listeners.items()
         ],
@@ -256,6 +258,18 @@ def test_rejected_senders_and_recipients(relay, sender, rcpt, step, code):
         else:
             assert mail_code == 250
             assert smtp.rcpt(rcpt)[0] == code
+
+
+@pytest.mark.parametrize(("sender", "code"), [("", 250), ("app@sender.test", 250), ("app@other.test", 553)])
+def test_a_campus_listener_admits_approved_domains_and_the_null_sender(relay, sender, code):
+    with relay.smtp("campus") as smtp:
+        smtp.ehlo("client.test")
+        assert smtp.mail(sender)[0] == code
+        if code == 250:
+            assert smtp.rcpt("ops@dest.test")[0] == 250
+            assert smtp.data(b"Subject: bounce\r\n\r\nreturned\r\n")[0] == 250
+            subject_records = [r for r in records.messages(relay.records_dir) if r["listener"] == "campus"]
+            assert subject_records[-1]["mail_from"] == sender
 
 
 def test_records_clear_and_wait_for_timeout_lists_arrivals(relay, tmp_path):
