@@ -1,7 +1,11 @@
 # Copyright: Contributors to the smtp.relay project
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Private to this collection: DKIM key records (RFC 6376 3.6.1): lookup through CNAMEs, tags, key type and size."""
+"""Private to this collection: DKIM key records (RFC 6376 3.6.1): selectors, lookup through CNAMEs, tags, key type
+and size, and sender_check's dkim.* checks.
+
+The tag=value list parser here is also DMARC's: RFC 7489 6.4 writes DMARC records in DKIM's tag-list syntax.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,14 @@ import base64
 import binascii
 from dataclasses import dataclass, field
 
+from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, PASS, UNKNOWN, WARN, check, shown
 from ansible_collections.smtp.relay.plugins.module_utils._dns import Resolver
+from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 
 MIN_RSA_BITS = 1024  # receivers refuse shorter keys (RFC 8301)
 GOOD_RSA_BITS = 2048
 KEY_TYPES = ("rsa", "ed25519")
+_SELECTOR_LABEL = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 @dataclass
@@ -29,13 +36,38 @@ class DkimKey:
     problems: list[str] = field(default_factory=list)
 
 
+def parse_selectors(entries, field_name: str = "dkim_selectors") -> list[str]:
+    """Selectors in lower case; anything that is not one or more DNS labels is refused, naming ``field_name``."""
+    selectors = []
+    for entry in entries or []:
+        text = entry.strip().lower() if isinstance(entry, str) else ""
+        labels = text.split(".")
+        if not text or any(not label or len(label) > 63 or set(label) - _SELECTOR_LABEL for label in labels):
+            raise SmtpRelayError(
+                f"{field_name}: {shown(entry)} is not a selector; accepted: DNS labels such as s1 or mail.2024",
+                field=field_name,
+            )
+        selectors.append(text)
+    return selectors
+
+
+def tag_list(text: str) -> list[tuple[str, str | None, str]]:
+    """The non-empty parts of a tag=value list (RFC 6376 3.2), in order: (part, tag, value), all stripped.
+
+    Tag names are lower-cased; ``tag`` is None for a part without "=".
+    """
+    parts = []
+    for raw in text.split(";"):
+        part = raw.strip()
+        if part:
+            key, sep, value = part.partition("=")
+            parts.append((part, key.strip().lower() if sep else None, value.strip()))
+    return parts
+
+
 def parse_tags(text: str) -> dict:
-    tags = {}
-    for part in text.split(";"):
-        key, sep, value = part.partition("=")
-        if sep:
-            tags[key.strip().lower()] = "".join(value.split())
-    return tags
+    """Tags of a key record; white space inside values is folding (the base64 of p= is often split)."""
+    return {tag: "".join(value.split()) for _part, tag, value in tag_list(text) if tag is not None}
 
 
 def _der_read(data: bytes, pos: int) -> tuple[int, int, int]:
@@ -123,3 +155,85 @@ def _read_tags(key: DkimKey, tags: dict) -> None:
         key.problems.append(f"p= is not a usable {key.key_type} public key ({exc})")
         return
     key.status = "ok"
+
+
+# --- checks ----------------------------------------------------------------------------------------------------------
+
+
+def dkim_checks(resolver: Resolver, domain: str, selectors: list[str]) -> tuple[list[dict], bool | None]:
+    """dkim.* per selector, and whether at least one usable key was found (None: unknown)."""
+    checks, usable = [], []
+    for selector in selectors:
+        key = check_key(resolver, selector, domain)
+        extra = {"selector": selector, "name": key.name, "cname_chain": list(key.cnames)}
+        problems = "; ".join(key.problems)
+        if key.status == "unknown":
+            checks.append(check("dkim.record", UNKNOWN, problems, "dkim", **extra))
+            usable.append(None)
+            continue
+        if key.status in ("missing", "invalid"):
+            checks.append(
+                check(
+                    "dkim.record",
+                    FAIL,
+                    problems,
+                    "dkim",
+                    **extra,
+                    hint="publish the signer's public key at this name (often a CNAME to the provider)",
+                )
+            )
+            usable.append(False)
+            continue
+        via = f" via {' -> '.join(key.cnames)}" if key.cnames else ""
+        checks.append(check("dkim.record", PASS, f"key record found at {key.name}{via}", "dkim", **extra))
+        checks.append(_key_check(key, extra))
+        checks.append(
+            check(
+                "dkim.testing",
+                WARN,
+                f"{key.name} has t=y: verifiers may treat signatures as unsigned",
+                "dkim",
+                hint="remove t=y once signing works",
+                **extra,
+            )
+            if key.testing
+            else check("dkim.testing", PASS, f"{key.name} is not in testing mode", "dkim", **extra)
+        )
+        usable.append(key.status == "ok" and (key.key_type != "rsa" or key.key_bits >= MIN_RSA_BITS))
+    if not usable:
+        return checks, None
+    if True in usable:
+        return checks, True
+    return checks, None if None in usable else False
+
+
+def _key_check(key, extra) -> dict:
+    info = {"key_type": key.key_type, "key_bits": key.key_bits, **extra}
+    if key.status == "revoked":
+        return check(
+            "dkim.key",
+            FAIL,
+            f"{key.name}: key revoked (empty p=)",
+            "dkim",
+            **info,
+            hint="publish a current key or stop signing with this selector",
+        )
+    if key.key_type == "rsa" and key.key_bits < MIN_RSA_BITS:
+        return check(
+            "dkim.key",
+            FAIL,
+            f"{key.name}: RSA key of {key.key_bits} bits; receivers refuse < 1024",
+            "dkim",
+            **info,
+            hint="rotate to a 2048-bit RSA key",
+        )
+    if key.key_type == "rsa" and key.key_bits < GOOD_RSA_BITS:
+        return check(
+            "dkim.key",
+            WARN,
+            f"{key.name}: RSA key of {key.key_bits} bits; 2048 is expected",
+            "dkim",
+            **info,
+            hint="rotate to a 2048-bit RSA key",
+        )
+    return check("dkim.key", PASS, f"{key.name}: {key.key_type} key of {key.key_bits} bits", "dkim", **info)

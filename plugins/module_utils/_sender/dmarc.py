@@ -1,7 +1,8 @@
 # Copyright: Contributors to the smtp.relay project
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Private to this collection: DMARC (RFC 7489) record discovery, parsing, and alignment prediction.
+"""Private to this collection: DMARC (RFC 7489) record discovery, parsing, alignment prediction, and sender_check's
+dmarc.* checks.
 
 The organizational domain comes from a small built-in rule, not the Public Suffix List (which would need the
 network or a bundled copy to keep current): the last two labels, or three under the common multi-label public
@@ -13,8 +14,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ansible_collections.smtp.relay.plugins.module_utils._checks import ascii_int, shown
+from ansible_collections.smtp.relay.plugins.module_utils._checks import (
+    FAIL,
+    PASS,
+    SKIP,
+    UNKNOWN,
+    WARN,
+    ascii_int,
+    check,
+    shown,
+)
 from ansible_collections.smtp.relay.plugins.module_utils._dns import Resolver
+from ansible_collections.smtp.relay.plugins.module_utils._sender.dkim import tag_list
 
 MULTI_LABEL_SUFFIXES = frozenset(
     {
@@ -85,14 +96,13 @@ class DmarcRecord:
 def parse_record(text: str) -> tuple[dict, list[str]]:
     """Tags of a v=DMARC1 record and the problems that make a receiver ignore it (empty when usable)."""
     tags, problems = {}, []
-    parts = [p.strip() for p in text.split(";") if p.strip()]
-    for part in parts:
-        key, sep, value = part.partition("=")
-        if not sep:
+    parts = tag_list(text)  # RFC 7489 6.4: DKIM's tag-list syntax
+    for part, tag, value in parts:
+        if tag is None:
             problems.append(f"{part!r} is not tag=value")
             continue
-        tags[key.strip().lower()] = value.strip()
-    if not parts or parts[0].replace(" ", "") != "v=DMARC1":
+        tags[tag] = value
+    if not parts or parts[0][0].replace(" ", "") != "v=DMARC1":
         problems.append("does not start with v=DMARC1")
     if "p" not in tags:
         # RFC 7489 6.6.3: a record without p= but with a valid rua= counts as p=none.
@@ -175,3 +185,102 @@ def predict(
         spf_pass=spf_pass,
         dkim_pass=dkim_pass if dkim_domain else False,
     )
+
+
+# --- checks ----------------------------------------------------------------------------------------------------------
+
+
+def dmarc_checks(resolver, domain, *, envelope, spf_pass, dkim_domain, dkim_pass) -> list[dict]:
+    record = lookup(resolver, domain)
+    if record.status == "unknown":
+        return [check("dmarc.record", UNKNOWN, "; ".join(record.problems), "dmarc")]
+    if record.status == "invalid":
+        return [
+            check(
+                "dmarc.record",
+                FAIL,
+                f"{domain}: " + "; ".join(record.problems),
+                "dmarc",
+                found_at=record.found_at,
+                record=record.record,
+                hint="receivers ignore an invalid DMARC record: fix it to v=DMARC1; p=...",
+            )
+        ]
+    if record.status == "none":
+        return [
+            check(
+                "dmarc.record",
+                WARN,
+                f"no DMARC record for {domain} or its organizational domain",
+                "dmarc",
+                hint="large mailbox providers require one from bulk senders: v=DMARC1; p=none; rua=mailto:...",
+            ),
+            check("dmarc.alignment", SKIP, "no DMARC policy: nothing to align with", "dmarc"),
+        ]
+    policy = record.policy_for(domain)
+    tags = record.tags
+    info = {
+        "found_at": record.found_at,
+        "inherited": record.inherited,
+        "policy": tags.get("p"),
+        "subdomain_policy": tags.get("sp", tags.get("p")),
+        "applied_policy": policy,
+        "adkim": record.adkim,
+        "aspf": record.aspf,
+        "pct": record.pct,
+        "rua": reporting_addresses(tags, "rua"),
+        "ruf": reporting_addresses(tags, "ruf"),
+    }
+    where = f" (inherited from {record.found_at})" if record.inherited else ""
+    checks = [
+        check("dmarc.record", PASS, f"{domain}: DMARC policy {policy}{where}", "dmarc", record=record.record, **info)
+    ]
+    prediction = predict(
+        record,
+        from_domain=domain,
+        envelope_domain=envelope,
+        spf_pass=spf_pass,
+        dkim_domain=dkim_domain,
+        dkim_pass=dkim_pass,
+    )
+    facts = {
+        "from_domain": domain,
+        "envelope_domain": envelope,
+        "dkim_domain": dkim_domain,
+        "spf_aligned": prediction.spf_aligned,
+        "spf_pass": prediction.spf_pass,
+        "dkim_aligned": prediction.dkim_aligned,
+        "dkim_pass": prediction.dkim_pass,
+        "applied_policy": policy,
+    }
+    text = (
+        f"From {domain}, envelope {envelope} (SPF aligned: {prediction.spf_aligned}, pass: {spf_pass}), "
+        f"DKIM d={dkim_domain or 'none'} (aligned: {prediction.dkim_aligned}, pass: {prediction.dkim_pass})"
+    )
+    if prediction.passes:
+        checks.append(check("dmarc.alignment", PASS, f"DMARC passes: {text}", "dmarc", **facts))
+    elif prediction.passes is None:
+        checks.append(
+            check(
+                "dmarc.alignment",
+                UNKNOWN,
+                f"DMARC outcome unknown: {text}",
+                "dmarc",
+                **facts,
+                hint="give relay_ips or relay_host, and dkim_selectors, so both paths can be judged",
+            )
+        )
+    else:
+        status = WARN if policy == "none" or info["pct"] == 0 else FAIL
+        checks.append(
+            check(
+                "dmarc.alignment",
+                status,
+                f"DMARC fails (policy {policy}): {text}",
+                "dmarc",
+                **facts,
+                hint="sign with DKIM d= the From domain, or authorize the relay in the SPF of an "
+                "aligned envelope domain",
+            )
+        )
+    return checks

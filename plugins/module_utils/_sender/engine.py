@@ -1,26 +1,24 @@
 # Copyright: Contributors to the smtp.relay project
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Private to this collection: sender_check's engine: per sender domain, what will go wrong before mail is lost."""
+"""Private to this collection: sender_check's engine: per sender domain, what will go wrong before mail is lost.
+
+Only the orchestration lives here: the options (all refused by name before any DNS question), the relay's egress
+addresses, the checks of each domain run on a bounded pool with each domain's failures kept to itself, and the
+result. What each check knows is in the file named for it: names.py, spf_checks.py (over spf.py and
+spf_record.py), dkim.py, dmarc.py.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
 
-from ansible_collections.smtp.relay.plugins.module_utils._sender import dmarc as _dmarc
-
-from ansible_collections.smtp.relay.plugins.module_utils._relayhost import providers as _providers
-
-from ansible_collections.smtp.relay.plugins.module_utils._sender import dkim as _sender_dkim
-
-from ansible_collections.smtp.relay.plugins.module_utils._sender import spf as _spf
 from ansible_collections.smtp.relay.plugins.module_utils._checks import (
     FAIL,
     PASS,
-    SKIP,
     UNKNOWN,
-    WARN,
+    check,
     describe,
     fail_on_option,
     int_option,
@@ -30,23 +28,32 @@ from ansible_collections.smtp.relay.plugins.module_utils._checks import (
     verdict,
     with_status,
 )
-from ansible_collections.smtp.relay.plugins.module_utils._checks import check as _check
 from ansible_collections.smtp.relay.plugins.module_utils._dns import (
-    NXDOMAIN,
     Resolver,
     make_resolver,
     nameserver_addresses,
     run_bounded,
 )
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost import providers as _providers
 from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import RelayhostError, parse_relayhost
+
+# spf through the module: tests replace spf.walk to break one domain's checks on purpose.
+from ansible_collections.smtp.relay.plugins.module_utils._sender import spf as _spf
+from ansible_collections.smtp.relay.plugins.module_utils._sender.dkim import dkim_checks, parse_selectors
+from ansible_collections.smtp.relay.plugins.module_utils._sender.dmarc import dmarc_checks
 from ansible_collections.smtp.relay.plugins.module_utils._sender.names import (
-    matching_rule,
+    Sender,
+    collect_senders,
+    existence_checks,
+    name_checks,
     normalize_domain,
     parse_rules,
-    placeholder,
-    special_use,
-    split_address,
+)
+from ansible_collections.smtp.relay.plugins.module_utils._sender.spf_checks import (
+    provider_check,
+    relay_spf_checks,
+    spf_checks,
 )
 
 PROVIDERS = tuple(_providers.PROVIDERS)
@@ -57,11 +64,6 @@ DEFAULT_FAIL_ON = (FAIL,)
 MAX_TIMEOUT = 300.0
 MAX_DEADLINE = 86400.0
 MAX_WORKERS = 256
-_SELECTOR_LABEL = "abcdefghijklmnopqrstuvwxyz0123456789-_"
-
-
-def check(check_id, status, message, stage, hint=None, **extra):
-    return _check(check_id, status, message, stage=stage, hint=hint, **extra)
 
 
 @dataclass
@@ -82,17 +84,6 @@ class Options:
     timeout: float = DEFAULT_TIMEOUT
     deadline: float | None = None
     fail_on: tuple = DEFAULT_FAIL_ON
-
-
-@dataclass
-class Sender:
-    """One domain to report on, with the addresses that brought it in and the name checks already done."""
-
-    key: str
-    domain: str | None
-    addresses: list[str] = field(default_factory=list)
-    checks: list[dict] = field(default_factory=list)
-    dns: bool = True  # False once a name check makes DNS questions pointless
 
 
 def _domain_option(params, name):
@@ -156,131 +147,11 @@ def options_from_params(params: dict) -> Options:
                 field="relay_host",
             )
         opts.relay_host = relays[0]["host"]
-    for selector in _list_option(params, "dkim_selectors"):
-        text = selector.strip().lower() if isinstance(selector, str) else ""
-        labels = text.split(".")
-        if not text or any(not label or len(label) > 63 or set(label) - set(_SELECTOR_LABEL) for label in labels):
-            raise SmtpRelayError(
-                f"dkim_selectors: {shown(selector)} is not a selector; accepted: DNS labels such as s1 or mail.2024",
-                field="dkim_selectors",
-            )
-        opts.dkim_selectors.append(text)
+    opts.dkim_selectors = parse_selectors(_list_option(params, "dkim_selectors"))
     return opts
 
 
-# --- names: no DNS needed ----------------------------------------------------------------------------------------
-
-
-def collect_senders(addresses, domains) -> dict[str, Sender]:
-    """Group addresses and domains by normalized domain, with the address and domain syntax checks."""
-    senders: dict[str, Sender] = {}
-
-    def sender_for(raw_domain: str) -> Sender:
-        try:
-            name = normalize_domain(raw_domain)
-        except ValueError as exc:
-            key = str(raw_domain)
-            sender = senders.setdefault(key, Sender(key, None))
-            if not sender.checks:
-                sender.dns = False
-                sender.checks.append(check("domain.syntax", FAIL, f"{raw_domain!r} {exc}", "name"))
-            return sender
-        if name not in senders:
-            senders[name] = Sender(name, name)
-            note = f" (normalized to {name})" if name != str(raw_domain).strip().rstrip(".") else ""
-            senders[name].checks.append(check("domain.syntax", PASS, f"{name} is a valid domain name{note}", "name"))
-        return senders[name]
-
-    for raw in addresses or []:
-        try:
-            local, domain = split_address(raw)
-        except ValueError as exc:
-            key = str(raw)
-            senders.setdefault(key, Sender(key, None, dns=False)).checks.append(
-                check("address.syntax", FAIL, f"{raw!r} {exc}", "name", address=str(raw))
-            )
-            continue
-        sender = sender_for(domain)
-        sender.addresses.append(str(raw).strip())
-        if local.isascii():
-            sender.checks.append(check("address.syntax", PASS, f"{raw} is a valid address", "name", address=raw))
-        else:
-            sender.checks.append(
-                check(
-                    "address.syntax",
-                    WARN,
-                    f"{raw} has a non-ASCII local part",
-                    "name",
-                    hint="such addresses need SMTPUTF8 on every hop; many relays refuse them",
-                    address=raw,
-                )
-            )
-    for raw in domains or []:
-        sender_for(raw)
-    return senders
-
-
-def name_checks(sender: Sender, opts: Options) -> None:
-    """Special-use, placeholder and approved-list checks; special-use names get no DNS questions."""
-    name = sender.domain
-    reserved = special_use(name)
-    if reserved:
-        sender.dns = False
-        sender.checks.append(
-            check(
-                "domain.special_use",
-                FAIL,
-                f"{name} is under the reserved name {reserved}: never a sender domain of real mail",
-                "name",
-                hint="use a domain your organization owns and publishes DNS for",
-            )
-        )
-    else:
-        sender.checks.append(check("domain.special_use", PASS, f"{name} is not a reserved name", "name"))
-    fake = placeholder(name)
-    sender.checks.append(
-        check(
-            "domain.placeholder",
-            WARN,
-            f"{name} is a real domain owned by someone else ({fake})",
-            "name",
-            hint="it is often typed as a fake address; mail from it fails SPF/DMARC and may reach strangers",
-        )
-        if fake
-        else check("domain.placeholder", PASS, f"{name} is not a known placeholder domain", "name")
-    )
-    sender.checks.append(_allowed_check(name, opts))
-
-
-def _allowed_check(name: str, opts: Options) -> dict:
-    if not opts.rules:
-        return check("domain.not_allowed", SKIP, "no allowed_domains given", "policy")
-    rules = ", ".join(str(r) for r in opts.rules)
-    rule = matching_rule(opts.rules, name)
-    if rule:
-        return check("domain.not_allowed", PASS, f"{name} is allowed by {rule}", "policy", relay_action="accept")
-    hint = f"add {name} (or *.{name} for its subdomains) to the relay's approved list, or send as an approved domain"
-    if opts.rewrite_domain:
-        return check(
-            "domain.not_allowed",
-            WARN,
-            f"{name} is not in the approved list ({rules}): the relay rewrites the sender to {opts.rewrite_domain}",
-            "policy",
-            hint=hint,
-            relay_action="rewrite",
-            rewrite_to=opts.rewrite_domain,
-        )
-    return check(
-        "domain.not_allowed",
-        FAIL,
-        f"{name} is not in the approved list ({rules}): the relay rejects it",
-        "policy",
-        hint=hint,
-        relay_action="reject",
-    )
-
-
-# --- DNS ---------------------------------------------------------------------------------------------------------
+# --- the relay -------------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -318,402 +189,7 @@ def resolve_relay(resolver: Resolver | None, opts: Options) -> Relay:
     return relay
 
 
-def existence_checks(resolver: Resolver, name: str) -> tuple[list[dict], bool]:
-    """domain.exists and mx.*; the bool is False when the name does not exist (nothing more to ask)."""
-    answer = resolver.query(name, "MX")
-    if answer.status == NXDOMAIN:
-        return [
-            check(
-                "domain.exists",
-                FAIL,
-                f"{name} does not exist (NXDOMAIN)",
-                "dns",
-                hint="receivers reject senders whose domain does not exist",
-            )
-        ], False
-    if not answer.answered:
-        return [check("domain.exists", UNKNOWN, f"no answer for {name} ({answer.status})", "dns")], True
-    checks = [check("domain.exists", PASS, f"{name} exists", "dns")]
-    exchanges = sorted(answer.records)
-    if any(exchange in ("", ".") for _unused, exchange in exchanges):
-        checks.append(
-            check(
-                "mx.null",
-                FAIL,
-                f"{name} publishes a null MX: it accepts no mail",
-                "dns",
-                hint="receivers may reject mail from a domain that cannot take replies or bounces (RFC 7505)",
-            )
-        )
-    elif exchanges:
-        hosts = ", ".join(exchange for _unused, exchange in exchanges)
-        checks.append(check("mx.present", PASS, f"{name} receives mail at {hosts}", "dns"))
-    else:
-        checks.append(
-            check(
-                "mx.present",
-                WARN,
-                f"{name} has no MX record",
-                "dns",
-                hint="replies and bounces then go to its A record, which rarely runs a mail server",
-            )
-        )
-    return checks, True
-
-
-def spf_checks(walked: _spf.SpfWalk) -> list[dict]:
-    name = walked.domain
-    if walked.status == "unknown":
-        return [check("spf.record", UNKNOWN, walked.detail, "spf")]
-    if walked.status == "none":
-        return [
-            check(
-                "spf.record",
-                WARN,
-                f"{name}: {walked.detail}",
-                "spf",
-                hint="publish one TXT record 'v=spf1 ... -all' that includes the relay",
-            )
-        ]
-    if walked.status in ("multiple", "syntax"):
-        return [
-            check(
-                "spf.record",
-                FAIL,
-                f"{name}: {walked.detail}",
-                "spf",
-                record=walked.record,
-                hint="publish exactly one valid v=spf1 record (RFC 7208): receivers return permerror",
-            )
-        ]
-    checks = [check("spf.record", PASS, f"{name} publishes one SPF record", "spf", record=walked.record)]
-    if walked.sends_no_mail:
-        checks.append(
-            check(
-                "spf.sends_no_mail",
-                FAIL,
-                f"{name} says it sends no mail (v=spf1 -all)",
-                "spf",
-                hint="authorize the relay in the SPF record, or send from another domain",
-            )
-        )
-    checks.append(
-        _limit_check(
-            "spf.lookups",
-            count=walked.lookups,
-            limit=_spf.MAX_LOOKUPS,
-            walked=walked,
-            what="DNS-querying terms (include, a, mx, ptr, exists, redirect)",
-            hint="flatten includes or drop unused ones",
-        )
-    )
-    checks.append(
-        _limit_check(
-            "spf.void_lookups",
-            count=walked.void_lookups,
-            limit=_spf.MAX_VOID_LOOKUPS,
-            walked=walked,
-            what="lookups that return no data",
-            hint="remove terms that point at names without records",
-            names=walked.void_names,
-        )
-    )
-    if walked.problems:
-        checks.append(
-            check(
-                "spf.includes",
-                FAIL,
-                "; ".join(walked.problems),
-                "spf",
-                hint="every include and redirect target must publish exactly one SPF record",
-            )
-        )
-    elif not walked.unanswered:
-        checks.append(
-            check(
-                "spf.includes",
-                PASS,
-                f"{len(walked.includes)} include/redirect targets all valid",
-                "spf",
-                includes=walked.includes,
-            )
-        )
-    return checks
-
-
-def _limit_check(check_id, *, count, limit, walked, what, hint, **extra):
-    more = "more than " if walked.capped else ""
-    text = f"{more}{count} {what}; limit {limit}"
-    if count > limit or walked.capped:
-        return check(
-            check_id,
-            FAIL,
-            f"{walked.domain}: {text}: receivers return permerror",
-            "spf",
-            hint=hint,
-            count=count,
-            limit=limit,
-            **extra,
-        )
-    if walked.unanswered:
-        return check(
-            check_id,
-            UNKNOWN,
-            f"{walked.domain}: at least {text}; no answer for {', '.join(walked.unanswered)}",
-            "spf",
-            count=count,
-            limit=limit,
-            **extra,
-        )
-    return check(check_id, PASS, f"{walked.domain}: {text}", "spf", count=count, limit=limit, **extra)
-
-
-_SPF_STATUS = {"pass": PASS, "fail": FAIL, "softfail": FAIL, "permerror": FAIL, "neutral": WARN, "none": WARN}
-
-
-def relay_spf_checks(resolver: Resolver, envelope: str, relay: Relay, helo: str) -> tuple[list[dict], bool | None]:
-    """spf.relay_not_authorized per egress IP, and whether SPF passes for all of them (None: unknown)."""
-    if not relay.ips:
-        return [], None
-    if not _spf.PYSPF.available:
-        return [
-            check(
-                "spf.relay_not_authorized",
-                SKIP,
-                _spf.PYSPF.not_installed("SPF not evaluated"),
-                "spf",
-                hint=_spf.PYSPF.install_hint,
-            )
-        ], None
-    checks, verdicts = [], []
-    for ip in relay.ips:
-        result, explanation = _spf.evaluate(resolver, ip, f"postmaster@{envelope}", helo)
-        status = _SPF_STATUS.get(result, UNKNOWN)
-        verdicts.append(None if status == UNKNOWN else result == "pass")
-        verb = "is authorized" if result == "pass" else "is not authorized"
-        checks.append(
-            check(
-                "spf.relay_not_authorized",
-                status,
-                f"relay IP {ip} {verb} by SPF of {envelope} ({result})",
-                "spf",
-                ip=ip,
-                result=result,
-                envelope_domain=envelope,
-                explanation=explanation,
-                hint=None if result == "pass" else f"add ip4:/ip6: or include: for {ip} to {envelope}'s SPF",
-            )
-        )
-    if False in verdicts:
-        return checks, False
-    return checks, None if None in verdicts else True
-
-
-def provider_check(walked: _spf.SpfWalk, provider: str | None) -> list[dict]:
-    include = _providers.spf_include(provider)
-    if not include:
-        return []
-    if walked.status != "ok":
-        return [
-            check(
-                "spf.provider_include",
-                UNKNOWN if walked.status == "unknown" else FAIL,
-                f"{walked.domain} has no usable SPF record to include {include}",
-                "spf",
-                include=include,
-            )
-        ]
-    if _spf.provider_included(walked, include):
-        return [
-            check(
-                "spf.provider_include", PASS, f"{walked.domain} includes {include} ({provider})", "spf", include=include
-            )
-        ]
-    return [
-        check(
-            "spf.provider_include",
-            FAIL,
-            f"{walked.domain} does not include {include} ({provider})",
-            "spf",
-            include=include,
-            hint=f"add include:{include} before the final all",
-        )
-    ]
-
-
-def dkim_checks(resolver: Resolver, domain: str, selectors: list[str]) -> tuple[list[dict], bool | None]:
-    """dkim.* per selector, and whether at least one usable key was found (None: unknown)."""
-    checks, usable = [], []
-    for selector in selectors:
-        key = _sender_dkim.check_key(resolver, selector, domain)
-        extra = {"selector": selector, "name": key.name, "cname_chain": list(key.cnames)}
-        problems = "; ".join(key.problems)
-        if key.status == "unknown":
-            checks.append(check("dkim.record", UNKNOWN, problems, "dkim", **extra))
-            usable.append(None)
-            continue
-        if key.status in ("missing", "invalid"):
-            checks.append(
-                check(
-                    "dkim.record",
-                    FAIL,
-                    problems,
-                    "dkim",
-                    **extra,
-                    hint="publish the signer's public key at this name (often a CNAME to the provider)",
-                )
-            )
-            usable.append(False)
-            continue
-        via = f" via {' -> '.join(key.cnames)}" if key.cnames else ""
-        checks.append(check("dkim.record", PASS, f"key record found at {key.name}{via}", "dkim", **extra))
-        checks.append(_key_check(key, extra))
-        checks.append(
-            check(
-                "dkim.testing",
-                WARN,
-                f"{key.name} has t=y: verifiers may treat signatures as unsigned",
-                "dkim",
-                hint="remove t=y once signing works",
-                **extra,
-            )
-            if key.testing
-            else check("dkim.testing", PASS, f"{key.name} is not in testing mode", "dkim", **extra)
-        )
-        usable.append(key.status == "ok" and (key.key_type != "rsa" or key.key_bits >= _sender_dkim.MIN_RSA_BITS))
-    if not usable:
-        return checks, None
-    if True in usable:
-        return checks, True
-    return checks, None if None in usable else False
-
-
-def _key_check(key, extra) -> dict:
-    info = {"key_type": key.key_type, "key_bits": key.key_bits, **extra}
-    if key.status == "revoked":
-        return check(
-            "dkim.key",
-            FAIL,
-            f"{key.name}: key revoked (empty p=)",
-            "dkim",
-            **info,
-            hint="publish a current key or stop signing with this selector",
-        )
-    if key.key_type == "rsa" and key.key_bits < _sender_dkim.MIN_RSA_BITS:
-        return check(
-            "dkim.key",
-            FAIL,
-            f"{key.name}: RSA key of {key.key_bits} bits; receivers refuse < 1024",
-            "dkim",
-            **info,
-            hint="rotate to a 2048-bit RSA key",
-        )
-    if key.key_type == "rsa" and key.key_bits < _sender_dkim.GOOD_RSA_BITS:
-        return check(
-            "dkim.key",
-            WARN,
-            f"{key.name}: RSA key of {key.key_bits} bits; 2048 is expected",
-            "dkim",
-            **info,
-            hint="rotate to a 2048-bit RSA key",
-        )
-    return check("dkim.key", PASS, f"{key.name}: {key.key_type} key of {key.key_bits} bits", "dkim", **info)
-
-
-def dmarc_checks(resolver, domain, *, envelope, spf_pass, dkim_domain, dkim_pass) -> list[dict]:
-    record = _dmarc.lookup(resolver, domain)
-    if record.status == "unknown":
-        return [check("dmarc.record", UNKNOWN, "; ".join(record.problems), "dmarc")]
-    if record.status == "invalid":
-        return [
-            check(
-                "dmarc.record",
-                FAIL,
-                f"{domain}: " + "; ".join(record.problems),
-                "dmarc",
-                found_at=record.found_at,
-                record=record.record,
-                hint="receivers ignore an invalid DMARC record: fix it to v=DMARC1; p=...",
-            )
-        ]
-    if record.status == "none":
-        return [
-            check(
-                "dmarc.record",
-                WARN,
-                f"no DMARC record for {domain} or its organizational domain",
-                "dmarc",
-                hint="large mailbox providers require one from bulk senders: v=DMARC1; p=none; rua=mailto:...",
-            ),
-            check("dmarc.alignment", SKIP, "no DMARC policy: nothing to align with", "dmarc"),
-        ]
-    policy = record.policy_for(domain)
-    tags = record.tags
-    info = {
-        "found_at": record.found_at,
-        "inherited": record.inherited,
-        "policy": tags.get("p"),
-        "subdomain_policy": tags.get("sp", tags.get("p")),
-        "applied_policy": policy,
-        "adkim": record.adkim,
-        "aspf": record.aspf,
-        "pct": record.pct,
-        "rua": _dmarc.reporting_addresses(tags, "rua"),
-        "ruf": _dmarc.reporting_addresses(tags, "ruf"),
-    }
-    where = f" (inherited from {record.found_at})" if record.inherited else ""
-    checks = [
-        check("dmarc.record", PASS, f"{domain}: DMARC policy {policy}{where}", "dmarc", record=record.record, **info)
-    ]
-    prediction = _dmarc.predict(
-        record,
-        from_domain=domain,
-        envelope_domain=envelope,
-        spf_pass=spf_pass,
-        dkim_domain=dkim_domain,
-        dkim_pass=dkim_pass,
-    )
-    facts = {
-        "from_domain": domain,
-        "envelope_domain": envelope,
-        "dkim_domain": dkim_domain,
-        "spf_aligned": prediction.spf_aligned,
-        "spf_pass": prediction.spf_pass,
-        "dkim_aligned": prediction.dkim_aligned,
-        "dkim_pass": prediction.dkim_pass,
-        "applied_policy": policy,
-    }
-    text = (
-        f"From {domain}, envelope {envelope} (SPF aligned: {prediction.spf_aligned}, pass: {spf_pass}), "
-        f"DKIM d={dkim_domain or 'none'} (aligned: {prediction.dkim_aligned}, pass: {prediction.dkim_pass})"
-    )
-    if prediction.passes:
-        checks.append(check("dmarc.alignment", PASS, f"DMARC passes: {text}", "dmarc", **facts))
-    elif prediction.passes is None:
-        checks.append(
-            check(
-                "dmarc.alignment",
-                UNKNOWN,
-                f"DMARC outcome unknown: {text}",
-                "dmarc",
-                **facts,
-                hint="give relay_ips or relay_host, and dkim_selectors, so both paths can be judged",
-            )
-        )
-    else:
-        status = WARN if policy == "none" or info["pct"] == 0 else FAIL
-        checks.append(
-            check(
-                "dmarc.alignment",
-                status,
-                f"DMARC fails (policy {policy}): {text}",
-                "dmarc",
-                **facts,
-                hint="sign with DKIM d= the From domain, or authorize the relay in the SPF of an "
-                "aligned envelope domain",
-            )
-        )
-    return checks
+# --- one domain ------------------------------------------------------------------------------------------------------
 
 
 def dns_checks(resolver: Resolver, sender: Sender, opts: Options, relay: Relay) -> list[dict]:
@@ -740,9 +216,6 @@ def dns_checks(resolver: Resolver, sender: Sender, opts: Options, relay: Relay) 
         resolver, name, envelope=envelope, spf_pass=spf_pass, dkim_domain=dkim_domain, dkim_pass=dkim_pass
     )
     return checks
-
-
-# --- entry point -------------------------------------------------------------------------------------------------
 
 
 def _guarded(sender: Sender, work) -> list[dict]:
@@ -783,7 +256,7 @@ def check_senders(params: dict, resolver: Resolver | None = None) -> dict:
     senders = collect_senders(_list_option(params, "addresses"), _list_option(params, "domains"))
     for sender in senders.values():
         if sender.domain:
-            name_checks(sender, opts)
+            name_checks(sender, opts.rules, opts.rewrite_domain)
     to_ask = [s for s in senders.values() if s.dns]
     relay = Relay(opts.relay_ips, "relay_ips" if opts.relay_ips else "none")
     if to_ask or (opts.relay_host and not opts.relay_ips):

@@ -1,7 +1,7 @@
 # Copyright: Contributors to the smtp.relay project
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Private to this collection: SPF (RFC 7208) record selection, a static walk for limits, and evaluation via pyspf.
+"""Private to this collection: SPF (RFC 7208) record lookup, a static walk for limits, and evaluation via pyspf.
 
 Two jobs, two tools. The walk visits every include and redirect once, whatever the client IP, and counts the
 DNS-querying terms and void lookups a receiver could hit: that is what a domain owner must keep under the limits.
@@ -13,14 +13,14 @@ test driver replaces it); ours dispatches per thread and falls back to pyspf's o
 
 from __future__ import annotations
 
-import ipaddress
-import re
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ansible_collections.smtp.relay.plugins.module_utils._dns import Resolver
 from ansible_collections.smtp.relay.plugins.module_utils._optional import OptionalLibrary
+from ansible_collections.smtp.relay.plugins.module_utils._sender.names import is_under
+from ansible_collections.smtp.relay.plugins.module_utils._sender.spf_record import Term, parse_record, spf_records
 
 try:
     import spf as _pyspf
@@ -37,94 +37,6 @@ MAX_MX_NAMES = 10
 WALK_CAP = 40
 
 LOOKUP_TERMS = ("include", "a", "mx", "ptr", "exists", "redirect")
-MECHANISMS = ("all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists")
-_RE_SPF = re.compile(r"^v=spf1( |$)", re.IGNORECASE)
-_RE_MODIFIER = re.compile(r"^([a-z][a-z0-9_.-]*)=(.*)$", re.IGNORECASE)
-_RE_MACRO = re.compile(r"%(?:\{[slodiphcrtv][0-9]*r?[.+,/_=-]*\}|%|_|-)", re.IGNORECASE)
-_RE_MECHANISM = re.compile(r"^([a-z][a-z0-9]*)(.*)$", re.IGNORECASE)
-# RFC 7208's DIGIT is ASCII 0-9: \d would also take other scripts' digits, which int() then reads.
-# RFC 7208 toplabel: ASCII letters and digits (inner hyphens), not all digits.
-_RE_TOPLABEL = re.compile(r"^(?=[A-Za-z0-9-]*[A-Za-z])[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\Z")
-_RE_CIDR = re.compile(r"^(.*?)(?:/([0-9]+))?(?://([0-9]+))?$")
-
-
-def spf_records(txts: list[str]) -> list[str]:
-    """The TXT strings that are SPF version 1 records (RFC 7208 4.5)."""
-    return [t for t in txts if _RE_SPF.match(t)]
-
-
-@dataclass(frozen=True)
-class Term:
-    qualifier: str
-    name: str
-    value: str | None
-    cidr4: int | None = None
-    cidr6: int | None = None
-
-    @property
-    def has_macro(self) -> bool:
-        return bool(self.value and "%" in self.value)
-
-
-def _check_domain_spec(spec: str, term: str) -> None:
-    if not spec:
-        raise ValueError(f"{term}: a domain is required")
-    rest = _RE_MACRO.sub("", spec)
-    if "%" in rest:
-        raise ValueError(f"{term}: invalid macro")
-    if not _RE_MACRO.search(spec):
-        labels = spec.rstrip(".").split(".")
-        if len(labels) < 2 or any(not 0 < len(label) < 64 for label in labels) or not _RE_TOPLABEL.match(labels[-1]):
-            raise ValueError(f"{term}: {spec!r} is not a domain name")
-
-
-def parse_record(record: str) -> tuple[list[Term], dict[str, str]]:
-    """Mechanisms and modifiers of one record; ValueError names the first bad term (a permerror)."""
-    terms: list[Term] = []
-    modifiers: dict[str, str] = {}
-    for raw in record.split()[1:]:
-        mod = _RE_MODIFIER.match(raw)
-        if mod and mod.group(1).lower() not in MECHANISMS:
-            key = mod.group(1).lower()
-            if key in ("redirect", "exp"):
-                if key in modifiers:
-                    raise ValueError(f"{key}= given twice")
-                _check_domain_spec(mod.group(2), raw)
-            modifiers[key] = mod.group(2)
-            continue
-        qualifier = raw[0] if raw[0] in "+-~?" else "+"
-        body = raw[1:] if raw[0] in "+-~?" else raw
-        match = _RE_MECHANISM.match(body)
-        if not match or match.group(1).lower() not in MECHANISMS:
-            raise ValueError(f"unknown mechanism {raw!r}")
-        name, rest = match.group(1).lower(), match.group(2)
-        if rest and rest[0] not in ":/":
-            raise ValueError(f"unknown mechanism {raw!r}")
-        terms.append(_mechanism(qualifier, name, rest[1:] if rest.startswith(":") else rest, raw))
-    return terms, modifiers
-
-
-def _mechanism(qualifier: str, name: str, arg: str, raw: str) -> Term:
-    if name == "all":
-        if arg:
-            raise ValueError(f"{raw!r}: 'all' takes no argument")
-        return Term(qualifier, name, None)
-    if name in ("ip4", "ip6"):
-        try:
-            net = ipaddress.ip_network(arg, strict=False)
-        except ValueError:
-            raise ValueError(f"{raw!r}: not an {name} network") from None
-        if (net.version == 4) != (name == "ip4") or arg.startswith("/"):
-            raise ValueError(f"{raw!r}: not an {name} network")
-        return Term(qualifier, name, arg)
-    spec, c4, c6 = _RE_CIDR.match(arg).groups()
-    if name in ("include", "exists", "ptr") and (c4 or c6):
-        raise ValueError(f"{raw!r}: no CIDR length allowed")
-    if (c4 and int(c4) > 32) or (c6 and int(c6) > 128):
-        raise ValueError(f"{raw!r}: CIDR length out of range")
-    if name in ("include", "exists") or spec:
-        _check_domain_spec(spec, raw)
-    return Term(qualifier, name, spec or None, int(c4) if c4 else None, int(c6) if c6 else None)
 
 
 @dataclass
@@ -172,11 +84,11 @@ def walk(resolver: Resolver, domain: str) -> SpfWalk:
     if status != "ok":
         return result
     try:
-        parse_record(record)
+        parsed = parse_record(record)
     except ValueError as exc:
         result.status, result.detail = "syntax", str(exc)
         return result
-    _walk_record(resolver, domain, record, result, (domain,))
+    _walk_terms(resolver, domain, parsed, result, (domain,))
     return result
 
 
@@ -185,12 +97,8 @@ def _void(result: SpfWalk, name: str) -> None:
     result.void_names.append(name)
 
 
-def _walk_record(resolver: Resolver, domain: str, record: str, result: SpfWalk, path: tuple) -> None:
-    try:
-        terms, modifiers = parse_record(record)
-    except ValueError as exc:
-        result.problems.append(f"{domain}: {exc}")
-        return
+def _walk_terms(resolver: Resolver, domain: str, parsed: tuple[list[Term], dict], result: SpfWalk, path: tuple) -> None:
+    terms, modifiers = parsed
     for term in terms:
         if term.name not in LOOKUP_TERMS:
             continue
@@ -240,7 +148,12 @@ def _follow(resolver: Resolver, target: str, how: str, result: SpfWalk, path: tu
     if status == "multiple":
         result.problems.append(f"{how}:{target}: {detail}")
         return
-    _walk_record(resolver, target, record, result, (*path, target))
+    try:
+        parsed = parse_record(record)
+    except ValueError as exc:
+        result.problems.append(f"{target}: {exc}")
+        return
+    _walk_terms(resolver, target, parsed, result, (*path, target))
 
 
 def _address_lookup(resolver: Resolver, name: str, result: SpfWalk) -> None:
@@ -267,8 +180,7 @@ def _mx_lookup(resolver: Resolver, name: str, result: SpfWalk) -> None:
 
 
 def provider_included(walked: SpfWalk, provider_include: str) -> bool:
-    suffix = "." + provider_include
-    return any(n == provider_include or n.endswith(suffix) for n in walked.includes)
+    return any(is_under(n, provider_include) for n in walked.includes)
 
 
 # --- evaluation through pyspf -------------------------------------------------------------------------------

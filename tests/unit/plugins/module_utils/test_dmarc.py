@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""_dmarc: organizational domain rule, record parsing and discovery, alignment prediction."""
+"""_sender.dmarc: organizational domain rule, record parsing and discovery, alignment prediction."""
 
 from __future__ import annotations
 

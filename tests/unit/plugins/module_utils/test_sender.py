@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""_sender.check_senders end to end over a StaticBackend world: per-domain verdicts and their stable ids."""
+"""_sender.engine.check_senders end to end over a StaticBackend world: per-domain verdicts and their stable ids."""
 
 from __future__ import annotations
 

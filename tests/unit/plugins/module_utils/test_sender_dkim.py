@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""_sender_dkim: key records through CNAMEs, revoked keys, key types and RSA sizes."""
+"""_sender.dkim: key records through CNAMEs, revoked keys, key types and RSA sizes, tag lists, selectors."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import base64
 
 import pytest
 
+from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._sender import dkim
 
 from tests.unit.plugins.module_utils.sender_fakes import rsa_key_b64, txt, world_resolver
@@ -75,3 +76,23 @@ def test_nested_key_info_is_refused_not_recursed_into():
         dkim.rsa_modulus_bits(deep)
     found = key(f"v=DKIM1; p={base64.b64encode(deep).decode()}")
     assert found.status == "invalid" and "nested" in found.problems[0]
+
+
+def test_tag_list_is_shared_with_dmarc():
+    parts = dkim.tag_list(" v = DKIM1 ;; K=rsa; junk ; p=MIGf MA0G ;")
+    assert parts == [
+        ("v = DKIM1", "v", "DKIM1"),
+        ("K=rsa", "k", "rsa"),
+        ("junk", None, ""),
+        ("p=MIGf MA0G", "p", "MIGf MA0G"),
+    ]
+    # In a key record white space inside a value is folding: the base64 of p= is often split.
+    assert dkim.parse_tags(" v = DKIM1 ;; K=rsa; junk ; p=MIGf MA0G ;") == {"v": "DKIM1", "k": "rsa", "p": "MIGfMA0G"}
+
+
+def test_selectors_are_dns_labels():
+    assert dkim.parse_selectors([" S1 ", "mail.2024", "a_b-c"]) == ["s1", "mail.2024", "a_b-c"]
+    for bad in ["", "a..b", "s 1", "x" * 64, 7, "s\n1"]:
+        with pytest.raises(SmtpRelayError) as err:
+            dkim.parse_selectors([bad])
+        assert err.value.details["field"] == "dkim_selectors"

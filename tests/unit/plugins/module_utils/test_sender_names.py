@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""_sender_names: domain normalisation, addresses, special-use names, placeholders, approved lists."""
+"""_sender.names: domain normalisation, addresses, special-use names, placeholders, approved lists."""
 
 from __future__ import annotations
 
