@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.smtp.relay.plugins.module_utils._allowlist.request import render_csv, render_fleet_markdown
+from ansible_collections.smtp.relay.plugins.module_utils._allowlist.render import render_csv, render_fleet_markdown
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 
 

@@ -315,13 +315,13 @@ dest:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.smtp.relay.plugins.module_utils._allowlist.request import (
+from ansible_collections.smtp.relay.plugins.module_utils._allowlist.model import (
     DEFAULT_FAIL_ON,
     DEFAULT_MAX_PACKAGE_LIST_AGE,
     DEFAULT_SUBJECT,
     FORMATS,
-    allowlist_request,
 )
+from ansible_collections.smtp.relay.plugins.module_utils._allowlist.request import allowlist_request
 from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL_ON_CHOICES
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.host import HostInfo

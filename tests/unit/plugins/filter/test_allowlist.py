@@ -9,7 +9,7 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
 from ansible_collections.smtp.relay.plugins.filter.allowlist import FilterModule
-from ansible_collections.smtp.relay.plugins.module_utils._allowlist.request import render_csv, render_fleet_markdown
+from ansible_collections.smtp.relay.plugins.module_utils._allowlist.render import render_csv, render_fleet_markdown
 
 
 def render(expression, **variables):

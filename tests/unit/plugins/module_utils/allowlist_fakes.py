@@ -1,11 +1,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Fakes behind the allowlist seams (host facts, DNS), shared by the module_utils and module tests."""
+"""Fakes behind the allowlist seams (host facts; DNS through the one resolver seam), shared by the module_utils and
+module tests."""
 
 from __future__ import annotations
 
 import datetime
 
-from ansible_collections.smtp.relay.plugins.module_utils._allowlist import request as al
+from ansible_collections.smtp.relay.plugins.module_utils._dns import make_resolver, reverse_name
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import ip_address
+from tests.unit.plugins.module_utils.dns_fakes import StaticBackend
 
 NOW = datetime.datetime(2025, 3, 10, 12, 0, tzinfo=datetime.UTC)
 
@@ -46,25 +49,23 @@ class FakeHost:
         return NOW
 
 
-class FakeResolver:
-    def __init__(self, forward=None, reverse=None, mx=None, broken=()):
-        self.f = forward or {}
-        self.r = reverse or {}
-        self.m = mx or {}
-        self.broken = set(broken)
+def fake_dns(forward=None, reverse=None, mx=None, broken=()):
+    """A ``_dns.Resolver`` over ``StaticBackend``: forward name -> [ip], reverse ip -> [name], mx name -> [exchange]
+    (preferences 10, 20 ... in order); ``broken`` names or addresses never answer (a timeout: unknown).
 
-    def forward(self, name):
-        if name in self.broken:
-            raise al.LookupFailed(f"{name}: timed out")
-        return list(self.f.get(name, []))
-
-    def reverse(self, address):
-        if address in self.broken:
-            raise al.LookupFailed(f"{address}: timed out")
-        return list(self.r.get(address, []))
-
-    def mx(self, name):
-        return self.m.get(name)
+    An empty list is no record: the name does not exist.
+    """
+    records = {}
+    for name, addresses in (forward or {}).items():
+        for address in addresses:
+            records.setdefault((name, "AAAA" if ":" in address else "A"), []).append(address)
+    for address, names in (reverse or {}).items():
+        if names:
+            records[(reverse_name(address), "PTR")] = list(names)
+    for name, exchanges in (mx or {}).items():
+        records[(name, "MX")] = [(10 * (i + 1), exchange) for i, exchange in enumerate(exchanges)]
+    timeouts = {reverse_name(b) if ip_address(b) is not None else b for b in broken}
+    return make_resolver(backend=StaticBackend(records, timeouts=timeouts))
 
 
 RELAY = {"relay.example.test": ["10.89.100.2", "fd00::2"]}
@@ -72,6 +73,7 @@ ROUTES = {"10.89.100.2": "10.89.0.11", "fd00::2": "fd00::11"}
 
 
 def dns_ok(**extra):
+    """DNS that confirms h1.example.test both ways and resolves the relay; ``extra`` replaces entries."""
     forward = {**RELAY, "h1.example.test": ["10.89.0.11", "fd00::11"], **extra.pop("forward", {})}
     reverse = {"10.89.0.11": ["h1.example.test"], "fd00::11": ["h1.example.test"], **extra.pop("reverse", {})}
-    return FakeResolver(forward, reverse, **extra)
+    return fake_dns(forward, reverse, **extra)

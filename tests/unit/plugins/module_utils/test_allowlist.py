@@ -13,9 +13,18 @@ import pathlib
 import pytest
 import yaml
 
-from ansible_collections.smtp.relay.plugins.module_utils._allowlist import request as al
+from ansible_collections.smtp.relay.plugins.module_utils import _dns
+from ansible_collections.smtp.relay.plugins.module_utils._allowlist import model
+from ansible_collections.smtp.relay.plugins.module_utils._allowlist.render import (
+    render,
+    render_csv,
+    render_fleet_markdown,
+)
+from ansible_collections.smtp.relay.plugins.module_utils._allowlist.request import allowlist_request, write_if_changed
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from tests.unit.plugins.module_utils.allowlist_fakes import NOW, RELAY, ROUTES, FakeHost, FakeResolver, dns_ok
+from ansible_collections.smtp.relay.plugins.module_utils._optional import OptionalLibrary
+from tests.unit.plugins.module_utils.allowlist_fakes import NOW, RELAY, ROUTES, FakeHost, dns_ok, fake_dns
+from tests.unit.plugins.module_utils.dns_fakes import StaticBackend
 
 
 def params(**overrides):
@@ -31,7 +40,7 @@ def params(**overrides):
 
 def run(host=None, resolver=None, **overrides):
     host = host or FakeHost(routes=ROUTES)
-    return al.allowlist_request(params(**overrides), host, resolver or dns_ok())
+    return allowlist_request(params(**overrides), host, resolver or dns_ok())
 
 
 def ids(checks, status=None):
@@ -120,6 +129,44 @@ def test_mx_lookup_for_unbracketed_relayhost_with_port():
     assert result["valid"]
 
 
+def test_mx_hosts_in_preference_order_and_null_mx_means_the_name_itself():
+    host = FakeHost(routes={"10.89.100.2": "10.89.0.11", "10.89.100.3": "10.89.0.11"})
+    forward = {"mx2.example.test": ["10.89.100.3"], "mx1.example.test": ["10.89.100.2"]}
+    records = {("example.test", "MX"): [(20, "MX2.example.test."), (10, "mx1.example.test")]}
+    records.update({(name, "A"): addresses for name, addresses in forward.items()})
+    records[("h1.example.test", "A")] = ["10.89.0.11"]
+    resolver = _dns.make_resolver(backend=StaticBackend(records))
+    run(host, resolver, relay_host="example.test:587", ipv6=["fd00::11"], report_only=True)
+    assert host.calls == [("10.89.100.2", 587, None), ("10.89.100.3", 587, None)]
+    null = dns_ok(mx={"example.test": ["."]}, forward={"example.test": ["10.89.100.2"]})
+    host = FakeHost(routes=ROUTES)
+    run(host, null, relay_host="example.test:587", ipv6=["fd00::11"])
+    assert host.calls == [("10.89.100.2", 587, None)]
+
+
+def test_unanswered_mx_is_unknown_and_no_relay_address():
+    host = FakeHost(routes=ROUTES)
+    result = run(host, dns_ok(broken={"example.test"}), relay_host="example.test:587", report_only=True)
+    unknown = next(c for c in result["checks"] if c["id"] == "relay.lookup_failed")
+    assert unknown["status"] == "unknown"
+    assert unknown["message"] == "cannot resolve the relay: example.test MX: no answer (static)"
+    assert host.calls == []
+    assert "address.none" in ids(result["checks"], "fail")
+
+
+def test_without_dnspython_the_relays_own_addresses_stand_in_for_its_mx(monkeypatch):
+    # The host's resolver reads MX records through dnspython only: without it, the name's A/AAAA are used.
+    monkeypatch.setattr(_dns, "DNSPYTHON", OptionalLibrary.missing("dnspython", "python3-dnspython"))
+    records = {("example.test", "MX"): [(10, "elsewhere.example.test")], ("example.test", "A"): ["10.89.100.2"]}
+    backend = StaticBackend({**records, ("h1.example.test", "A"): ["10.89.0.11"]})
+    host = FakeHost(routes=ROUTES)
+    resolver = _dns.make_resolver(backend=backend)
+    result = run(host, resolver, relay_host="example.test:587", ipv6=["fd00::11"], report_only=True)
+    assert host.calls == [("10.89.100.2", 587, None)]
+    assert ("example.test", "MX") not in backend.asked
+    assert "relay.lookup_failed" not in ids(result["checks"])
+
+
 def test_bare_relay_ip_is_accepted():
     host = FakeHost(routes=ROUTES)
     run(host, relay_host="fd00::2")
@@ -140,7 +187,7 @@ def test_explicit_addresses_override_detection():
 def test_nat_egress_list_split_by_family_with_ranges():
     relay = {"relay.example.test": ["198.51.100.25"]}
     forward = {**relay, "h1.example.test": ["93.184.215.14", "2a00:1450:4001::25"]}
-    resolver = FakeResolver(forward, {"93.184.215.14": ["h1.example.test"]})
+    resolver = fake_dns(forward, {"93.184.215.14": ["h1.example.test"]})
     host = FakeHost()
     result = run(host, resolver, egress=["93.184.215.14", "2a00:1450:4001::/48"])
     assert result["request"]["ipv4"] == ["93.184.215.14"]
@@ -153,7 +200,7 @@ def test_nat_egress_list_split_by_family_with_ranges():
 
 
 def test_egress_alone_replaces_detection_of_both_families():
-    resolver = FakeResolver({**RELAY, "h1.example.test": ["93.184.215.14"]}, {"93.184.215.14": ["h1.example.test"]})
+    resolver = fake_dns({**RELAY, "h1.example.test": ["93.184.215.14"]}, {"93.184.215.14": ["h1.example.test"]})
     host = FakeHost(routes=ROUTES)
     result = run(host, resolver, egress=["93.184.215.14"])
     assert (result["request"]["ipv4"], result["request"]["ipv6"]) == (["93.184.215.14"], [])
@@ -201,9 +248,7 @@ def test_forward_mismatch_fails_and_refuses_unless_report_only():
 
 
 def test_unresolved_fqdn_fails():
-    resolver = dns_ok()
-    del resolver.f["h1.example.test"]
-    result = run(resolver=resolver, report_only=True)
+    result = run(resolver=dns_ok(forward={"h1.example.test": []}), report_only=True)
     assert "fqdn.unresolved" in ids(result["checks"], "fail")
 
 
@@ -221,6 +266,28 @@ def test_dns_timeouts_are_unknown_not_failures():
     assert result["valid"] is False
     assert result["verdict"] == "unknown"
     assert set(ids(result["checks"], "unknown")) == {"fqdn.lookup_failed", "rdns.lookup_failed"}
+
+
+def test_one_family_unanswered_is_unknown_with_the_question_named():
+    records = {("h1.example.test", "A"): ["10.89.0.11"], **{(n, "A"): ["10.89.100.2"] for n in RELAY}}
+    records[("11.0.89.10.in-addr.arpa", "PTR")] = ["H1.Example.Test."]
+    backend = StaticBackend(records, timeouts=[("h1.example.test", "AAAA")])
+    result = run(resolver=_dns.make_resolver(backend=backend), ipv4=["10.89.0.11"], ipv6=["fd00::11"])
+    unknown = [c for c in result["checks"] if c["status"] == "unknown"]
+    assert [(c["id"], c["message"]) for c in unknown] == [
+        ("fqdn.lookup_failed", "cannot resolve h1.example.test: h1.example.test AAAA: no answer (static)")
+    ]
+    assert not any(i.startswith("fqdn.forward") for i in ids(result["checks"]))
+    assert ids(result["checks"], "pass").count("rdns.match") == 1  # PTR names are compared normalised
+    assert ids(result["checks"], "warn") == ["rdns.missing"]
+
+
+def test_reverse_timeout_names_the_address():
+    result = run(resolver=dns_ok(broken={"fd00::11"}))
+    unknown = next(c for c in result["checks"] if c["id"] == "rdns.lookup_failed")
+    assert unknown["address"] == "fd00::11"
+    assert unknown["message"].startswith("cannot look up the name of fd00::11: 1.1.0.0.0.0.0.0")
+    assert unknown["message"].endswith(".ip6.arpa PTR: no answer (static)")
 
 
 def test_unqualified_host_name_is_a_failed_check():
@@ -317,7 +384,7 @@ def test_fqdn_is_normalised():
 
 
 def test_address_forms_are_normalised():
-    addresses = al.validate_addresses({"ipv4": ["10.1.2.3/32"], "ipv6": ["FD00:0:0::11"], "egress": ["10.1.2.3"]})
+    addresses = model.validate_addresses({"ipv4": ["10.1.2.3/32"], "ipv6": ["FD00:0:0::11"], "egress": ["10.1.2.3"]})
     assert [str(a) for a in addresses[4]] == ["10.1.2.3"]
     assert [str(a) for a in addresses[6]] == ["fd00::11"]
 
@@ -339,7 +406,7 @@ REQUEST = {
 
 
 def test_mail_rendering():
-    assert al.render(REQUEST, "mail") == (
+    assert render(REQUEST, "mail") == (
         "Subject: Email sending: allowlist server\n"
         "\n"
         "Hello,\n"
@@ -359,12 +426,12 @@ def test_mail_rendering():
         "Thank you,\n"
         "Shop\n"
     )
-    assert al.render({**REQUEST, "ipv6": []}, "mail", "Allowlist h1").startswith("Subject: Allowlist h1\n\n")
-    assert "IPv6 address: none\n" in al.render({**REQUEST, "ipv6": []}, "mail")
+    assert render({**REQUEST, "ipv6": []}, "mail", "Allowlist h1").startswith("Subject: Allowlist h1\n\n")
+    assert "IPv6 address: none\n" in render({**REQUEST, "ipv6": []}, "mail")
 
 
 def test_markdown_rendering_escapes_table_characters():
-    text = al.render(REQUEST, "markdown")
+    text = render(REQUEST, "markdown")
     assert text.startswith("# Allowlist request: h1.example.test\n\n| Field | Value |\n|---|---|\n")
     assert "| Purpose | Order mails \\| invoices |\n" in text
     assert "| Contact | shop\\_ops@example.org |\n" in text
@@ -373,43 +440,43 @@ def test_markdown_rendering_escapes_table_characters():
 
 def test_json_and_yaml_round_trip_in_field_order():
     for fmt, load in (("json", json.loads), ("yaml", yaml.safe_load)):
-        text = al.render(REQUEST, fmt)
+        text = render(REQUEST, fmt)
         assert load(text) == REQUEST
         assert text.endswith("\n")
-    yaml_text = al.render({**REQUEST, "ipv6": [], "team": 'Shop "EU": #1 ünd'}, "yaml")
+    yaml_text = render({**REQUEST, "ipv6": [], "team": 'Shop "EU": #1 ünd'}, "yaml")
     assert yaml_text.splitlines()[:2] == ["---", 'fqdn: "h1.example.test"']
     assert "ipv6: []\n" in yaml_text
     assert yaml.safe_load(yaml_text)["team"] == 'Shop "EU": #1 ünd'
-    assert list(json.loads(al.render(REQUEST, "json"))) == list(al.FIELD_NAMES)
+    assert list(json.loads(render(REQUEST, "json"))) == list(model.FIELD_NAMES)
 
 
 def test_csv_row_with_header():
-    text = al.render({**REQUEST, "ipv4": ["10.89.0.11", "10.89.0.12"]}, "csv")
+    text = render({**REQUEST, "ipv4": ["10.89.0.11", "10.89.0.12"]}, "csv")
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == list(al.FIELD_NAMES)
+    assert rows[0] == list(model.FIELD_NAMES)
     assert rows[1][:4] == ["h1.example.test", "Order mails | invoices", "10.89.0.11 10.89.0.12", "fd00::11"]
     assert "\r" not in text
 
 
 def test_renderings_are_byte_stable():
-    for fmt in al.FORMATS:
-        assert al.render(dict(reversed(REQUEST.items())), fmt) == al.render(REQUEST, fmt)
+    for fmt in model.FORMATS:
+        assert render(dict(reversed(REQUEST.items())), fmt) == render(REQUEST, fmt)
 
 
 def test_fleet_renderings_sorted_by_fqdn_one_row_per_host():
     other = {**REQUEST, "fqdn": "a.example.test", "monitoring": "Zabbix"}
-    text = al.render_csv([REQUEST, other])
+    text = render_csv([REQUEST, other])
     assert [r[0] for r in csv.reader(io.StringIO(text))] == ["fqdn", "a.example.test", "h1.example.test"]
-    md = al.render_fleet_markdown([REQUEST, other], "Fleet")
+    md = render_fleet_markdown([REQUEST, other], "Fleet")
     lines = md.splitlines()
     assert lines[0] == "# Fleet"
     assert lines[2] == "| FQDN | Purpose | IPv4 address | IPv6 address | Owning team | Contact | Relay | Monitoring |"
     assert lines[4].startswith("| a.example.test |") and lines[5].startswith("| h1.example.test |")
     assert lines[5].endswith("|  |")  # h1 has no monitoring value
     with pytest.raises(SmtpRelayError, match=r"same FQDN h1\.example\.test"):
-        al.render_csv([REQUEST, dict(REQUEST)])
+        render_csv([REQUEST, dict(REQUEST)])
     with pytest.raises(SmtpRelayError, match="at least fqdn"):
-        al.render_csv([{"team": "x"}])
+        render_csv([{"team": "x"}])
 
 
 # --- output file --------------------------------------------------------------------------------
@@ -417,14 +484,14 @@ def test_fleet_renderings_sorted_by_fqdn_one_row_per_host():
 
 def test_write_only_when_changed_with_check_mode_and_diff(tmp_path):
     dest = str(tmp_path / "request.txt")
-    changed, diff = al.write_if_changed(dest, "one\n", check_mode=True)
+    changed, diff = write_if_changed(dest, "one\n", check_mode=True)
     assert changed and diff["before"] == "" and diff["after"] == "one\n"
     assert not os.path.exists(dest)
-    assert al.write_if_changed(dest, "one\n")[0] is True
+    assert write_if_changed(dest, "one\n")[0] is True
     assert oct(os.stat(dest).st_mode & 0o777) == "0o644"
     os.chmod(dest, 0o600)
-    assert al.write_if_changed(dest, "one\n") == (False, {})
-    changed, diff = al.write_if_changed(dest, "two\n")
+    assert write_if_changed(dest, "one\n") == (False, {})
+    changed, diff = write_if_changed(dest, "two\n")
     assert changed and diff["before"] == "one\n" and diff["before_header"] == dest
     assert pathlib.Path(dest).read_text() == "two\n"
     assert oct(os.stat(dest).st_mode & 0o777) == "0o600"
@@ -433,10 +500,10 @@ def test_write_only_when_changed_with_check_mode_and_diff(tmp_path):
 
 def test_write_refuses_missing_directory_and_directories(tmp_path):
     with pytest.raises(SmtpRelayError, match="does not exist") as e:
-        al.write_if_changed(str(tmp_path / "nope" / "x.txt"), "x")
+        write_if_changed(str(tmp_path / "nope" / "x.txt"), "x")
     assert e.value.details["field"] == "dest"
     with pytest.raises(SmtpRelayError, match="directory"):
-        al.write_if_changed(str(tmp_path), "x")
+        write_if_changed(str(tmp_path), "x")
 
 
 def test_module_function_writes_dest_and_second_run_is_unchanged(tmp_path):
@@ -445,7 +512,7 @@ def test_module_function_writes_dest_and_second_run_is_unchanged(tmp_path):
     assert first["changed"] and first["dest"] == dest
     assert pathlib.Path(dest).read_text() == first["rendered"]
     assert run(format="markdown", dest=dest)["changed"] is False
-    check = al.allowlist_request(params(format="json", dest=dest), FakeHost(routes=ROUTES), dns_ok(), True, True)
+    check = allowlist_request(params(format="json", dest=dest), FakeHost(routes=ROUTES), dns_ok(), True, True)
     assert check["changed"] and check["diff"]["after"].startswith("{")
     assert pathlib.Path(dest).read_text() == first["rendered"]
 
@@ -499,10 +566,10 @@ def test_world_granting_requests_are_refused_whatever_report_only_and_fail_on_sa
 
 def test_networks_at_the_documented_limits_are_accepted():
     forward = {**RELAY, "h1.example.test": ["93.184.216.7", "2a00:1450:4001::25"]}
-    result = run(FakeHost(), FakeResolver(forward), ipv4=["93.184.216.0/24"], ipv6=["2a00:1450:4001::/48"])
+    result = run(FakeHost(), fake_dns(forward), ipv4=["93.184.216.0/24"], ipv6=["2a00:1450:4001::/48"])
     assert result["request"]["ipv4"] == ["93.184.216.0/24"]
     assert result["request"]["ipv6"] == ["2a00:1450:4001::/48"]
-    assert al.MIN_PREFIX == {4: 24, 6: 48}
+    assert model.MIN_PREFIX == {4: 24, 6: 48}
 
 
 @pytest.mark.parametrize("source", ["127.0.0.1", "169.254.3.3"])
@@ -524,37 +591,37 @@ def test_detected_unusable_address_is_refused_even_with_report_only(tmp_path, so
 def test_csv_cells_never_start_a_formula(fmt, team):
     text = run(team=team, format=fmt)["rendered"]
     row = list(csv.reader(io.StringIO(text)))[1]
-    assert row[al.FIELD_NAMES.index("team")] == "'" + team
+    assert row[model.FIELD_NAMES.index("team")] == "'" + team
 
 
 @pytest.mark.parametrize("value", ["=1+1", "+1", "-1", "@x", "\tx", "\rx", "\t=1"])
 def test_every_csv_cell_goes_through_the_shared_neutraliser(value):
     # Values of the fleet file come from hostvars: any field may hold anything.
     request = {**REQUEST, "purpose": value, "team": value, "contact": value, "relay": value, "monitoring": value}
-    rows = list(csv.reader(io.StringIO(al.render_csv([request]), newline="")))
+    rows = list(csv.reader(io.StringIO(render_csv([request]), newline="")))
     for name in ("purpose", "team", "contact", "relay", "monitoring"):
-        assert rows[1][al.FIELD_NAMES.index(name)] == "'" + value
+        assert rows[1][model.FIELD_NAMES.index(name)] == "'" + value
     assert rows[1][0] == "h1.example.test"  # harmless values are left alone
 
 
 def test_fleet_renderings_refuse_world_granting_addresses():
     for field, value in (("ipv4", ["0.0.0.0/0"]), ("ipv6", ["::/0"]), ("ipv6", ["::ffff:127.0.0.1"]), ("ipv4", "x")):
         with pytest.raises(SmtpRelayError) as e:
-            al.render_csv([{**REQUEST, field: value}])
+            render_csv([{**REQUEST, field: value}])
         assert e.value.details["field"] == field and "h1.example.test" in e.value.msg
         with pytest.raises(SmtpRelayError):
-            al.render_fleet_markdown([{**REQUEST, field: value}])
+            render_fleet_markdown([{**REQUEST, field: value}])
 
 
 def test_latin1_dest_is_replaced_not_decoded(tmp_path):
     dest = tmp_path / "request.txt"
     dest.write_bytes(b"Caf\xe9 \xff\xfe old request\n")
-    changed, diff = al.write_if_changed(str(dest), "new\n", check_mode=True)
+    changed, diff = write_if_changed(str(dest), "new\n", check_mode=True)
     assert changed and "Caf\ufffd" in diff["before"] and diff["after"] == "new\n"
     assert dest.read_bytes().startswith(b"Caf\xe9")
-    assert al.write_if_changed(str(dest), "new\n")[0] is True
+    assert write_if_changed(str(dest), "new\n")[0] is True
     assert dest.read_bytes() == b"new\n"
-    assert al.write_if_changed(str(dest), "new\n") == (False, {})
+    assert write_if_changed(str(dest), "new\n") == (False, {})
     first = run(dest=str(dest), team="Café")
     assert first["changed"] and dest.read_bytes() == first["rendered"].encode()
     assert run(dest=str(dest), team="Café")["changed"] is False
@@ -565,7 +632,7 @@ def test_dest_that_cannot_be_used_is_refused_by_name(tmp_path):
     os.mkfifo(fifo)
     for dest in (str(fifo), str(tmp_path / "a\x00b"), str(tmp_path / ("x" * 300)), ""):
         with pytest.raises(SmtpRelayError) as e:
-            al.write_if_changed(dest, "x\n")
+            write_if_changed(dest, "x\n")
         assert e.value.details["field"] == "dest"
 
 

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Host facts for allowlist requests: the kernel's route choice on loopback, Postfix settings, update evidence,
-and the dnspython resolver seam against a small DNS server on loopback."""
+and requests checked through dnspython against a small DNS server on loopback."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ import dns.rrset
 import pytest
 
 from ansible_collections.smtp.relay.plugins.module_utils._allowlist import request as al
+from ansible_collections.smtp.relay.plugins.module_utils._dns import DnspythonBackend, SystemBackend
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.host import HostInfo, parse_inet_protocols
+from tests.unit.plugins.module_utils.allowlist_fakes import FakeHost
 
 
 def runner_for(outputs):
@@ -156,7 +158,10 @@ ZONE = {
     ("h1.example.test.", "AAAA"): ["fd00::11"],
     ("example.test.", "MX"): ["20 relay2.example.test.", "10 relay.example.test."],
     ("11.0.89.10.in-addr.arpa.", "PTR"): ["h1.example.test."],
+    ("relay.example.test.", "A"): ["10.89.100.2"],
+    ("relay2.example.test.", "A"): ["10.89.100.3"],
 }
+PARAMS = {"purpose": "Alerts", "team": "Ops", "contact": "#ops", "relay_host": "example.test:587"}
 NAMES = {name for name, _t in ZONE}
 
 
@@ -195,24 +200,35 @@ def dns_server():
     sock.close()
 
 
-def test_dnspython_resolver_forward_reverse_mx(dns_server):
+def test_nameservers_are_asked_for_relay_mx_forward_and_reverse(dns_server):
     resolver = al.make_resolver(["127.0.0.1"], dns_server, 2.0)
-    assert isinstance(resolver, al.DnspythonResolver)
-    assert resolver.forward("h1.example.test") == ["10.89.0.11", "fd00::11"]
-    assert resolver.forward("nothere.example.test") == []
-    assert resolver.reverse("10.89.0.11") == ["h1.example.test"]
-    assert resolver.reverse("10.89.0.12") == []
-    assert resolver.mx("example.test") == ["relay.example.test", "relay2.example.test"]
+    assert isinstance(resolver.backend, DnspythonBackend)
+    host = FakeHost(routes={"10.89.100.2": "10.89.0.11", "10.89.100.3": "10.89.0.11"})
+    params = {**PARAMS, "ipv6": ["fd00::11"], "nameservers": ["127.0.0.1"], "dns_port": dns_server, "timeout": 2.0}
+    result = al.allowlist_request(params, host)
+    assert host.calls == [("10.89.100.2", 587, None), ("10.89.100.3", 587, None)]  # MX hosts by preference
+    assert result["request"]["ipv4"] == ["10.89.0.11"]
+    assert [(c["id"], c.get("address")) for c in result["checks"] if c["stage"] == "dns"] == [
+        ("fqdn.forward_confirmed", "10.89.0.11"),
+        ("rdns.match", "10.89.0.11"),
+        ("fqdn.forward_confirmed", "fd00::11"),
+        ("rdns.missing", "fd00::11"),
+    ]
 
 
-def test_dnspython_resolver_timeout_is_lookup_failed(dns_server):
-    resolver = al.make_resolver(["127.0.0.1"], dns_server, 0.5)
-    with pytest.raises(al.LookupFailed):
-        resolver.forward("slow.example.test")
+def test_a_server_that_never_answers_makes_the_checks_unknown(dns_server):
+    params = {**PARAMS, "fqdn": "slow.example.test", "relay_host": "10.89.100.2", "ipv4": ["10.89.0.11"],
+              "ipv6": ["fd00::11"], "nameservers": ["127.0.0.1"], "dns_port": dns_server, "timeout": 0.3}  # fmt: skip
+    result = al.allowlist_request(params, FakeHost())
+    unknown = next(c for c in result["checks"] if c["id"] == "fqdn.lookup_failed")
+    assert unknown["status"] == "unknown" and result["verdict"] == "unknown"
+    assert unknown["message"].startswith("cannot resolve slow.example.test: slow.example.test A: ")
+    assert "rdns.mismatch" in [c["id"] for c in result["checks"]]  # the PTR of 10.89.0.11 still answered
 
 
 def test_default_resolver_is_the_hosts():
     resolver = al.make_resolver([])
-    assert isinstance(resolver, al.SocketResolver)
-    assert resolver.forward("localhost") and set(resolver.forward("localhost")) <= {"127.0.0.1", "::1"}
-    assert resolver.mx("example.test") is None
+    assert isinstance(resolver.backend, SystemBackend)
+    addresses, answers = resolver.addresses("localhost")
+    assert all(a.answered for a in answers)
+    assert addresses and set(addresses) <= {"127.0.0.1", "::1"}

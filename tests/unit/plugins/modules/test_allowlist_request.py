@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from ansible.module_utils.basic import missing_required_lib
@@ -24,11 +26,11 @@ ARGS = {
 
 @pytest.fixture(autouse=True)
 def fakes(monkeypatch):
-    host = FakeHost(routes=ROUTES)
-    resolver = dns_ok()
-    monkeypatch.setattr(module, "HostInfo", lambda **_kw: host)
-    monkeypatch.setattr(_allowlist, "make_resolver", lambda *_a: resolver)
-    return host, resolver
+    """The host and the resolver every run gets; a test may replace ``fakes.resolver``."""
+    faked = SimpleNamespace(host=FakeHost(routes=ROUTES), resolver=dns_ok())
+    monkeypatch.setattr(module, "HostInfo", lambda **_kw: faked.host)
+    monkeypatch.setattr(_allowlist, "make_resolver", lambda *_a: faked.resolver)
+    return faked
 
 
 def test_returns_request_rendering_and_checks(run_module):
@@ -55,8 +57,7 @@ def test_dest_written_once_then_unchanged_check_mode_writes_nothing(run_module, 
 
 
 def test_failed_check_fails_with_checks_unless_report_only(run_module, fakes):
-    _host, resolver = fakes
-    resolver.f["h1.example.test"] = ["10.89.0.99", "fd00::11"]
+    fakes.resolver = dns_ok(forward={"h1.example.test": ["10.89.0.99", "fd00::11"]})
     result = run_module(module.main, ARGS)
     assert result["failed"] is True
     assert "fqdn.forward_mismatch" in result["msg"]
@@ -82,7 +83,7 @@ def test_bad_input_refused_naming_the_field(run_module, fakes, args, words):
     result = run_module(module.main, {**ARGS, **args})
     assert result["failed"] is True
     assert all(w in result["msg"] for w in words), result["msg"]
-    assert fakes[0].calls == []
+    assert fakes.host.calls == []
 
 
 def test_nameservers_need_dnspython(run_module, monkeypatch, fakes):
@@ -96,7 +97,7 @@ def test_nameservers_need_dnspython(run_module, monkeypatch, fakes):
     assert result["failed"] is True
     assert result["msg"] == missing_required_lib("dnspython", reason=reason) + ". Debian package: python3-dnspython"
     assert result["missing_library"] == "dnspython"
-    assert fakes[0].calls == [], "refused before the host is asked anything"
+    assert fakes.host.calls == [], "refused before the host is asked anything"
 
 
 def test_world_granting_request_fails_even_with_report_only(run_module, tmp_path):
@@ -110,8 +111,7 @@ def test_world_granting_request_fails_even_with_report_only(run_module, tmp_path
 
 
 def test_unknown_is_not_valid_and_fail_on_unknown_fails(run_module, fakes):
-    _host, resolver = fakes
-    resolver.broken.add("h1.example.test")
+    fakes.resolver = dns_ok(broken={"h1.example.test"})
     result = run_module(module.main, ARGS)
     assert not result.get("failed")
     assert result["valid"] is False and result["verdict"] == "unknown"
