@@ -109,9 +109,10 @@ class DnspythonBackend:
         return res
 
     def lookup(self, name: str, rdtype: str, timeout: float) -> Answer:
-        res = self._resolver()
-        res.timeout = timeout
         try:
+            # Without nameservers this reads resolv.conf, which a host (or a container) may not have.
+            res = self._resolver()
+            res.timeout = timeout
             ans = res.resolve(name, rdtype, search=False, raise_on_no_answer=False, lifetime=timeout)
         except dns.resolver.NXDOMAIN:
             return Answer(name, rdtype, NXDOMAIN)

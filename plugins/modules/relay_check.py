@@ -119,7 +119,9 @@ options:
     type: list
     elements: str
   nameservers:
-    description: DNS servers to ask for the relay's MX records (IP addresses). Default is the system's resolvers.
+    description:
+      - DNS servers to ask for the relay's MX and address (A/AAAA) records (IP addresses).
+      - Default is the host's own resolver, as its programs see names (C(/etc/hosts), then DNS).
     type: list
     elements: str
   expect:

@@ -44,7 +44,8 @@ from ansible_collections.smtp.relay.plugins.module_utils._rules import (
     static_checks,
     tls_parameters,
 )
-from ansible_collections.smtp.relay.plugins.module_utils._probe.session import Network, ProbeSpec, probe
+from ansible_collections.smtp.relay.plugins.module_utils import _dns
+from ansible_collections.smtp.relay.plugins.module_utils._probe.stages import ProbeSpec, open_connection, probe
 
 SASL_PLUGIN_DIRS = ("/usr/lib/*/sasl2", "/usr/lib/sasl2", "/usr/lib64/sasl2")
 DEFAULT_TIMEOUT = 10.0
@@ -130,6 +131,7 @@ def validate_options(params: dict) -> dict:
         opts["settings"] = {str(k): normalize_value(str(k), v) for k, v in opts["settings"].items()}
     if opts["sasl_keys"] is not None:
         opts["sasl_keys"] = [_one_line("sasl_keys", k) for k in opts["sasl_keys"]]
+    opts["nameservers"] = _dns.nameserver_addresses(opts["nameservers"])
     if opts["expect"] is not None and not isinstance(opts["expect"], dict):
         raise SmtpRelayError("expect must be a dict of relay_info field: expected value", field="expect")
     return opts
@@ -272,8 +274,19 @@ def _expectations(result: dict, opts: dict, runner: PostconfRunner | None) -> di
     return check("host.expectations", PASS, f"{len(opts['expect'])} expectation(s) met", "static")
 
 
-def run(params: dict, runner: PostconfRunner | None = None, *, check_mode: bool = False, network=None) -> dict:
-    """Static rules (and the probe): the full result, whatever the checks say."""
+def probe_resolver(opts: dict):
+    """The probe's DNS: the given nameservers for MX and A/AAAA alike, else the host's own resolver (/etc/hosts too)."""
+    return _dns.make_resolver(opts["nameservers"], timeout=opts["timeout"], system=True)
+
+
+def run(
+    params: dict, runner: PostconfRunner | None = None, *, check_mode: bool = False, resolver=None, connect=None
+) -> dict:
+    """Static rules (and the probe): the full result, whatever the checks say.
+
+    ``resolver`` and ``connect`` are the probe's seams (tests pass fakes): by default ``probe_resolver`` and
+    ``open_connection``.
+    """
     opts = validate_options(params)
     settings, ctx, source = _gather(opts, runner)
     if opts["tls"]:
@@ -289,7 +302,7 @@ def run(params: dict, runner: PostconfRunner | None = None, *, check_mode: bool 
     if opts["probe"] and relays:
         spec = _probe_spec(opts, s, relays[0], source, check_mode)
         result["tls_mode"] = spec.tls
-        outcome = probe(spec, network or Network(opts["nameservers"]))
+        outcome = probe(spec, resolver or probe_resolver(opts), connect or open_connection)
         probe_checks = outcome.checks
         result.update(tls=outcome.tls, auth=outcome.auth, queue_id=outcome.queue_id, server=outcome.server)
         result["address"] = outcome.address
@@ -306,9 +319,11 @@ def run(params: dict, runner: PostconfRunner | None = None, *, check_mode: bool 
     return result
 
 
-def relay_check(params: dict, runner: PostconfRunner | None = None, *, check_mode: bool = False, network=None) -> dict:
+def relay_check(
+    params: dict, runner: PostconfRunner | None = None, *, check_mode: bool = False, resolver=None, connect=None
+) -> dict:
     """As ``run``, but a failed check raises SmtpRelayError carrying the whole result (for the module)."""
-    result = run(params, runner, check_mode=check_mode, network=network)
+    result = run(params, runner, check_mode=check_mode, resolver=resolver, connect=connect)
     if not result["valid"]:
         details = {k: v for k, v in result.items() if k != "msg"}
         raise SmtpRelayError(result["msg"], **details)

@@ -1,14 +1,17 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""A scripted SMTP server on one end of a socketpair, and a Network seam that hands out the other end."""
+"""A scripted SMTP server on one end of a socketpair, and the probe's two seams faked: DNS and connections."""
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import socket
 import ssl
 import threading
 
-from ansible_collections.smtp.relay.plugins.module_utils._probe.session import LookupUnknown
+from ansible_collections.smtp.relay.plugins.module_utils._dns import make_resolver
+
+from .dns_fakes import StaticBackend
 
 
 class FakeRelay(threading.Thread):
@@ -82,8 +85,11 @@ class FakeRelay(threading.Thread):
         if parts[1].upper() == "PLAIN" and len(parts) == 3:
             _authz, user, password = base64.b64decode(parts[2]).decode().split("\0")
         else:
-            self.send("334 VXNlcm5hbWU6")
-            user = base64.b64decode(self.file.readline().strip()).decode()
+            if len(parts) == 3:  # LOGIN with the user name as an initial response (RFC 4954)
+                user = base64.b64decode(parts[2]).decode()
+            else:
+                self.send("334 VXNlcm5hbWU6")
+                user = base64.b64decode(self.file.readline().strip()).decode()
             self.send("334 UGFzc3dvcmQ6")
             password = base64.b64decode(self.file.readline().strip()).decode()
         ok = self.users.get(user) == password
@@ -95,25 +101,33 @@ class FakeRelay(threading.Thread):
         self.send(self.replies.get("DATA_END", "250 2.0.0 Ok: queued as 4FAKE123"))
 
 
-class FakeNetwork:
-    """The probe's Network seam: DNS from dicts, connections from a behaviour per port."""
+def records_for(addresses=None, mx=None) -> dict:
+    """StaticBackend records from ``{name: [ip, ...]}`` and ``{domain: [(preference, exchange), ...]}``."""
+    records: dict = {}
+    for name, ips in (addresses or {}).items():
+        for ip in ips:
+            rdtype = "A" if ipaddress.ip_address(ip).version == 4 else "AAAA"
+            records.setdefault((name, rdtype), []).append(ip)
+    for domain, exchanges in (mx or {}).items():
+        records[(domain, "MX")] = list(exchanges)
+    return records
 
-    def __init__(self, addresses=None, mx=None, ports=None, relay_kwargs=None):
-        self.addresses_by_name = addresses or {}
-        self.mx_by_name = mx or {}
+
+class FakeNetwork:
+    """The probe's seams: a resolver over a StaticBackend (``addresses``, ``mx``; ``timeouts``: names that never
+    answer) and a ``connect`` whose behaviour is chosen per port (a FakeRelay by default)."""
+
+    def __init__(self, addresses=None, mx=None, ports=None, relay_kwargs=None, timeouts=()):
+        self.backend = StaticBackend(records_for(addresses, mx), timeouts=timeouts)
+        self.resolver = make_resolver(backend=self.backend)
         self.ports = ports or {}
         self.relay_kwargs = relay_kwargs or {}
         self.relays: list[FakeRelay] = []
         self.connects: list[tuple[str, int]] = []
 
-    def addresses(self, host, timeout):
-        value = self.addresses_by_name.get(host, [])
-        if isinstance(value, Exception):
-            raise LookupUnknown(str(value))
-        return value
-
-    def mx(self, domain, timeout):
-        return self.mx_by_name.get(domain, [])
+    def seams(self) -> dict:
+        """Keyword arguments for probe() and relay_check's run()."""
+        return {"resolver": self.resolver, "connect": self.connect}
 
     def connect(self, address, port, timeout):
         self.connects.append((address, port))

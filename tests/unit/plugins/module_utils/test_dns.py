@@ -227,3 +227,15 @@ def test_reverse_names_round_trip(address, name):
 @pytest.mark.parametrize("name", ["1.2.3.in-addr.arpa", "256.1.2.3.in-addr.arpa", "x.ip6.arpa", "example.org", ""])
 def test_other_names_are_not_reverse_names(name):
     assert address_from_reverse_name(name) is None
+
+
+def test_a_host_without_resolv_conf_gets_an_error_answer_not_a_crash(monkeypatch):
+    dns_resolver = pytest.importorskip("dns.resolver")
+
+    def no_configuration(self, *args, **kwargs):
+        raise dns_resolver.NoResolverConfiguration("no nameservers")
+
+    monkeypatch.setattr(dns_resolver.Resolver, "__init__", no_configuration)
+    answer = make_resolver(timeout=1).query("example.org", "MX")
+    assert answer.status == ERROR and not answer.answered
+    assert "no nameservers" in answer.error

@@ -14,7 +14,7 @@ from ansible_collections.smtp.relay.plugins.module_utils._relayhost import provi
 
 from ansible_collections.smtp.relay.plugins.module_utils._sender import engine as _sender
 
-from ansible_collections.smtp.relay.plugins.module_utils._probe import session as _smtp_probe
+from ansible_collections.smtp.relay.plugins.module_utils._probe import net_stages as _smtp_probe
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._relayhost.providers import (
     PROVIDERS,

@@ -5,10 +5,13 @@ import json
 
 import pytest
 
+from ansible_collections.smtp.relay.plugins.module_utils import _dns
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import PostconfRunner
+from ansible_collections.smtp.relay.plugins.module_utils._probe import relay_check as _relaycheck
 from ansible_collections.smtp.relay.plugins.module_utils._probe.relay_check import relay_check, run, validate_options
 
+from .dns_fakes import StaticBackend
 from .postfix_fake import FakePostfix
 from .smtp_fakes import FakeNetwork
 
@@ -57,6 +60,7 @@ def ids(result, status=None):
         ({"settings": {"relayhost": "[a]:587\n"}}, "settings.relayhost"),
         ({"subject": "hi\nBcc: victim@example.org"}, "subject contains a control character"),
         ({"colour": "blue"}, "unknown option(s): colour"),
+        ({"relayhost": "[a.example]:587", "nameservers": ["dns.example"]}, "'dns.example' is not an IP address"),
     ],
 )
 def test_bad_options_are_refused(params, message):
@@ -137,7 +141,7 @@ def test_probe_with_configured_credentials_never_returns_them(postfix_host):
     relay = {"users": {"relayuser": SECRET}, "extensions": ("AUTH PLAIN LOGIN",)}
     network = FakeNetwork(addresses={"relay.example.test": ["192.0.2.25"]}, relay_kwargs=relay)
     result = run({"config_dir": str(postfix_host), "auth": True, "tls": "none", "timeout": 2},
-                 PostconfRunner(FakePostfix()), network=network)  # fmt: skip
+                 PostconfRunner(FakePostfix()), **network.seams())  # fmt: skip
     assert "auth.login" in ids(result, "pass")
     assert "tls.mode_mismatch" in ids(result, "fail")  # host says STARTTLS, the option says none
     assert SECRET not in json.dumps(result)
@@ -152,7 +156,7 @@ def test_no_worthy_mechs_from_a_live_relay():
         "smtp_sasl_password_maps": "hash:/etc/postfix/sasl_passwd",
         "smtp_sasl_security_options": "noplaintext, noanonymous",
     }
-    result = run({"settings": settings, "tls": "none", "timeout": 2}, network=network)
+    result = run({"settings": settings, "tls": "none", "timeout": 2}, **network.seams())
     assert "sasl.no_worthy_mechs" in ids(result, "fail")
     assert result["auth"]["offered"] == ["PLAIN", "LOGIN"]
     assert result["auth"]["permitted"] == []
@@ -161,7 +165,7 @@ def test_no_worthy_mechs_from_a_live_relay():
 def test_without_postfix_the_options_are_enough():
     network = FakeNetwork(addresses={"relay.example.test": ["192.0.2.25"]})
     result = run({"relayhost": "[relay.example.test]:2525", "tls": "none", "timeout": 2}, PostconfRunner(NoPostfix()),
-                 network=network)  # fmt: skip
+                 **network.seams())  # fmt: skip
     assert result["settings_source"] == "options"
     assert "tcp.connect" in ids(result, "pass")
     assert result["address"] == "192.0.2.25"
@@ -180,6 +184,59 @@ def test_without_postfix_and_without_relayhost():
 def test_refused_relay_makes_the_check_invalid():
     network = FakeNetwork(addresses={"relay.example.test": ["192.0.2.25"]}, ports={587: "refused"})
     with pytest.raises(SmtpRelayError) as info:
-        relay_check({"relayhost": "[relay.example.test]:587", "timeout": 1}, network=network)
+        relay_check({"relayhost": "[relay.example.test]:587", "timeout": 1}, **network.seams())
     assert "tcp.refused" in info.value.msg
     assert [c["id"] for c in info.value.details["checks"] if c["status"] == "fail"] == ["tcp.refused"]
+
+
+@pytest.fixture
+def dns_servers(monkeypatch):
+    """dnspython's backend answering from a table instead of the network; records which servers each question
+    went to."""
+    table = StaticBackend({
+        ("example.test", "MX"): [(10, "mx.example.test")],
+        ("mx.example.test", "A"): ["192.0.2.77"],
+        ("relay.example.test", "A"): ["192.0.2.78"],
+        ("relay.example.test", "AAAA"): ["2001:db8::78"],
+    })  # fmt: skip
+    asked = []
+
+    def lookup(self, name, rdtype, timeout):
+        asked.append((tuple(self.nameservers), name, rdtype))
+        return table.lookup(name, rdtype, timeout)
+
+    monkeypatch.setattr(_dns.DnspythonBackend, "lookup", lookup)
+    return asked
+
+
+@pytest.mark.parametrize(
+    ("relayhost", "questions", "address"),
+    [
+        ("[relay.example.test]:2525", {("relay.example.test", "A"), ("relay.example.test", "AAAA")}, "192.0.2.78"),
+        ("example.test:2525", {("example.test", "MX"), ("mx.example.test", "A"), ("mx.example.test", "AAAA")},
+         "192.0.2.77"),
+    ],
+)  # fmt: skip
+def test_nameservers_answer_the_address_lookup_too(dns_servers, relayhost, questions, address):
+    network = FakeNetwork()  # its own resolver knows no name: only the nameservers' answers can be used
+    result = run({"relayhost": relayhost, "tls": "none", "timeout": 2, "nameservers": ["192.0.2.53"]},
+                 connect=network.connect)  # fmt: skip
+    assert network.connects[0] == (address, 2525)
+    assert result["address"] == address
+    assert {(ns, rdtype) for ns, _name, rdtype in dns_servers} <= {(("192.0.2.53",), t) for t in ("MX", "A", "AAAA")}
+    assert {(name, rdtype) for _ns, name, rdtype in dns_servers} == questions
+
+
+def test_without_nameservers_the_probe_asks_the_hosts_own_resolver():
+    opts = validate_options({"relayhost": "[relay.example.test]:587"})
+    assert isinstance(_relaycheck.probe_resolver(opts).backend, _dns.SystemBackend)
+    opts = validate_options({"relayhost": "[relay.example.test]:587", "nameservers": [" 2001:DB8::53 "]})
+    backend = _relaycheck.probe_resolver(opts).backend
+    assert isinstance(backend, _dns.DnspythonBackend)
+    assert backend.nameservers == ["2001:db8::53"]
+
+
+def test_localhost_from_the_hosts_file_without_nameservers():
+    network = FakeNetwork()
+    result = run({"relayhost": "[localhost]:2525", "tls": "none", "timeout": 2}, connect=network.connect)
+    assert result["address"] in ("127.0.0.1", "::1")

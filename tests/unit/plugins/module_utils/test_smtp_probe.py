@@ -1,24 +1,22 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 from __future__ import annotations
 
-import datetime
 import json
-import ssl
+import re
+import time
+from pathlib import Path
 
 import pytest
 import trustme
 
-from ansible_collections.smtp.relay.plugins.module_utils._probe.session import (
-    MAX_LINE_BYTES,
-    MAX_REPLY_BYTES,
-    ProbeSpec,
-    alternative_ports_hint,
-    certificate_summary,
-    expected_names,
-    names_match,
-    probe,
-)
+from ansible_collections.smtp.relay.plugins.module_utils import _dns
+from ansible_collections.smtp.relay.plugins.module_utils._dns import make_resolver
+from ansible_collections.smtp.relay.plugins.module_utils._optional import OptionalLibrary
+from ansible_collections.smtp.relay.plugins.module_utils._probe import stages
+from ansible_collections.smtp.relay.plugins.module_utils._probe.session import MAX_LINE_BYTES, MAX_REPLY_BYTES
+from ansible_collections.smtp.relay.plugins.module_utils._probe.stages import ProbeSpec, alternative_ports_hint
 
+from .dns_fakes import StaticBackend
 from .smtp_fakes import FakeNetwork, server_context
 
 SECRET = "s3cr3t-Pa55"
@@ -29,6 +27,11 @@ def by_base(result):
     ids = [c["id"] for c in result.checks]
     assert len(ids) == len(set(ids)), ids
     return {c["id"]: c for c in result.checks}
+
+
+def probe(probe_spec, network):
+    """The probe with the fake network's seams."""
+    return stages.probe(probe_spec, **network.seams())
 
 
 def spec(**kw):
@@ -74,7 +77,7 @@ def test_no_address_fails_and_skips_the_rest():
 
 
 def test_dns_without_answer_is_unknown_not_fail():
-    network = FakeNetwork(addresses={"relay.example.test": TimeoutError("no answer")})
+    network = FakeNetwork(addresses={"relay.example.test": ["192.0.2.25"]}, timeouts=["relay.example.test"])
     checks = by_base(probe(spec(), network))
     assert checks["dns.address"]["status"] == "unknown"
 
@@ -215,40 +218,6 @@ def test_untrusted_certificate_still_reports_the_rest(tmp_path):
     assert result.tls["chain_verified"] is False
 
 
-def test_certificate_summary_counts_days_left():
-    ca = trustme.CA()
-    now = datetime.datetime.now(datetime.UTC)
-    cert = ca.issue_cert("relay.example.test", "192.0.2.25", not_after=now + datetime.timedelta(days=10, hours=1))
-    der = ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())
-    summary = certificate_summary(der, now)
-    assert summary["days_left"] == 10
-    assert summary["expired"] is False
-    assert summary["ip_addresses"] == ["192.0.2.25"]
-
-
-@pytest.mark.parametrize(
-    ("presented", "wanted", "match"),
-    [
-        (["relay.example.test"], ["relay.example.test"], "relay.example.test"),
-        (["*.example.test"], ["relay.example.test"], "relay.example.test"),
-        (["*.example.test"], ["a.relay.example.test"], None),
-        (["relay.example.test"], [".example.test"], ".example.test"),
-        (["other.test"], ["relay.example.test"], None),
-    ],
-)
-def test_names_match_like_postfix(presented, wanted, match):
-    cert = {"dns_names": presented, "ip_addresses": [], "subject": presented[0]}
-    assert names_match(cert, wanted) == match
-
-
-def test_expected_names_from_postfix_strategies():
-    assert expected_names(["nexthop", "dot-nexthop"], "mx1.example.test", "example.test") == [
-        "example.test",
-        ".example.test",
-    ]
-    assert expected_names(["hostname"], "mx1.example.test", "example.test") == ["mx1.example.test"]
-
-
 def test_alternative_ports_hint_names_the_provider_ports():
     assert "2587" in alternative_ports_hint("email-smtp.us-east-1.amazonaws.com", 587)
     assert "587" in alternative_ports_hint("mail.example.test", 25)
@@ -288,3 +257,102 @@ def test_ehlo_name_with_a_space_or_control_character_is_refused_before_sending()
     checks = by_base(probe(spec(ehlo_name="host\r\nMAIL FROM:<x@y>"), network))
     assert checks["smtp.ehlo_name_invalid"]["status"] == "fail"
     assert "EHLO" not in network.relays[0].seen
+
+
+# -- STARTTLS refused --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reply", ["454 4.7.0 TLS not available due to local problem", "502 5.5.1 not here"])
+def test_starttls_answered_without_220_is_refused_before_any_handshake(reply, ca):
+    network = net(relay_kwargs={"extensions": ("STARTTLS",), "replies": {"STARTTLS": reply},
+                                "tls_context": server_context(ca.issue_cert("relay.example.test"))})  # fmt: skip
+    result = probe(spec(tls="starttls", tls_required=True, mail_from="a@example.test"), network)
+    checks = by_base(result)
+    refused = checks["tls.starttls_refused"]
+    assert refused["status"] == "fail"
+    assert refused["message"] == f"STARTTLS answered {reply}"
+    assert "probe.error" not in checks
+    assert all(checks[c]["status"] == "skip" for c in ("cert.chain", "cert.name", "auth.login", "envelope.mail_from"))
+    assert result.tls == {}
+    assert network.relays[0].seen == ["EHLO", "STARTTLS"]  # nothing sent after the refusal, no handshake tried
+
+
+# -- DNS through the one resolver seam ---------------------------------------------------------------------------
+
+
+def test_addresses_come_from_the_resolver_a_and_aaaa():
+    network = FakeNetwork(addresses={"relay.example.test": ["192.0.2.25", "2001:db8::25"]})
+    checks = by_base(probe(spec(), network))
+    assert checks["dns.address"]["addresses"] == ["192.0.2.25", "2001:db8::25"]
+    assert {("relay.example.test", "A"), ("relay.example.test", "AAAA")} <= set(network.backend.asked)
+
+
+def test_an_address_is_enough_when_the_other_family_has_no_answer():
+    network = FakeNetwork(addresses={"relay.example.test": ["192.0.2.25"]}, timeouts=[("relay.example.test", "AAAA")])
+    checks = by_base(probe(spec(), network))
+    assert checks["dns.address"]["status"] == "pass"
+    assert network.connects == [("192.0.2.25", 587)]
+
+
+def test_no_address_with_one_question_unanswered_is_unknown():
+    network = FakeNetwork(timeouts=[("relay.example.test", "AAAA")])
+    checks = by_base(probe(spec(), network))
+    assert checks["dns.address"]["status"] == "unknown"
+    assert "AAAA: no answer (static)" in checks["dns.address"]["message"]
+    assert checks["tcp.connect"]["status"] == "skip"
+
+
+def test_mx_without_answer_is_unknown():
+    network = FakeNetwork(timeouts=[("example.test", "MX")])
+    checks = by_base(probe(spec(host="example.test", mx_lookup=True), network))
+    assert checks["dns.mx"]["status"] == "unknown"
+    assert checks["dns.address"]["status"] == "skip"
+
+
+def test_no_mx_falls_back_to_the_name_itself():
+    network = FakeNetwork(addresses={"example.test": ["192.0.2.9"]})
+    result = probe(spec(host="example.test", mx_lookup=True), network)
+    checks = by_base(result)
+    assert checks["dns.no_mx"]["status"] == "warn"
+    assert result.server == "example.test"
+    assert network.connects == [("192.0.2.9", 587)]
+
+
+class SlowBackend:
+    """A DNS that answers after ``delay`` seconds, longer than any stage may wait."""
+
+    def __init__(self, delay):
+        self.delay = delay
+
+    def lookup(self, name, rdtype, timeout):
+        time.sleep(self.delay)
+        return StaticBackend({(name, rdtype): ["192.0.2.25"]}).lookup(name, rdtype, timeout)
+
+
+def test_a_slow_dns_is_cut_at_the_stage_timeout():
+    # The resolver's own per-question timeout is longer: the stage bound holds whatever the resolver does.
+    resolver = make_resolver(backend=SlowBackend(1.5), timeout=5)
+    started = time.monotonic()
+    result = stages.probe(spec(timeout=0.3), resolver, FakeNetwork().connect)
+    elapsed = time.monotonic() - started
+    checks = by_base(result)
+    assert checks["dns.address"]["status"] == "unknown"
+    assert "no complete answer within 0.3s" in checks["dns.address"]["message"]
+    assert elapsed < 0.3 + 0.35
+
+
+def test_mx_lookup_through_the_hosts_resolver_without_dnspython_is_unknown(monkeypatch):
+    monkeypatch.setattr(_dns, "DNSPYTHON", OptionalLibrary("dnspython", "python3-dnspython", "ImportError"))
+    result = stages.probe(spec(host="example.org", mx_lookup=True), make_resolver(timeout=1, system=True))
+    check = by_base(result)["dns.mx"]
+    assert check["status"] == "unknown"
+    assert "dnspython is not installed on the host: MX records cannot be read" in check["message"]
+
+
+def test_the_probe_uses_public_apis_only():
+    """No smtplib internals, no CPython-private certificate decoder: nothing of ssl or socket that starts with _."""
+    sources = Path(stages.__file__).parent.glob("*.py")
+    for source in sources:
+        text = source.read_text()
+        assert not re.search(r"^\s*(import|from)\s+smtplib", text, re.MULTILINE), source
+        assert not re.search(r"\b(ssl|socket|smtplib)\._", text), source

@@ -8,17 +8,29 @@ tests start themselves are used: no container, no ``peers`` mark.
 
 from __future__ import annotations
 
+import base64
+import hmac
 import json
+import socket
+import ssl
+import threading
 import time
 import tracemalloc
 
 import pytest
 
-from ansible_collections.smtp.relay.plugins.module_utils._probe import session as _smtp_probe
 from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, PASS, STATUSES
+from ansible_collections.smtp.relay.plugins.module_utils._dns import make_resolver
 from ansible_collections.smtp.relay.plugins.module_utils._probe.relay_check import run as relay_check_run
-from ansible_collections.smtp.relay.plugins.module_utils._probe.session import Network, ProbeSpec, probe
-from tests.peers.hostile_smtp import QUEUE_ID, RELAY_NAME, HostileSMTP
+from ansible_collections.smtp.relay.plugins.module_utils._probe.session import (
+    PROBE_DEADLINE_FACTOR,
+    Clock,
+    SmtpSession,
+    UnexpectedReply,
+)
+from ansible_collections.smtp.relay.plugins.module_utils._probe.stages import ProbeSpec, probe
+from tests.peers.hostile_smtp import HOST, QUEUE_ID, RELAY_NAME, HostileSMTP
+from tests.unit.plugins.module_utils.dns_fakes import StaticBackend
 
 TIMEOUT = 1.0
 STAGE_SLACK = 0.35  # seconds a stage may overrun its timeout: scheduling on a busy machine, closing sockets
@@ -63,11 +75,9 @@ EXPECTED = {
 FLOOD_PEAK_LIMIT = 1 << 20  # bytes of Python heap a probe may use against a flood (reply cap 64 KiB; was 19 MB)
 
 
-class LoopbackNetwork(Network):
-    """Real sockets; every name is 127.0.0.1, so that no DNS question leaves the machine."""
-
-    def addresses(self, host, timeout):
-        return ["127.0.0.1"]
+def loopback_resolver():
+    """The relay's name is 127.0.0.1, so that no DNS question leaves the machine (sockets are real)."""
+    return make_resolver(backend=StaticBackend({(RELAY_NAME, "A"): [HOST]}))
 
 
 @pytest.fixture
@@ -92,7 +102,7 @@ def assert_bounded(checks, elapsed, timeout=TIMEOUT, one_stage_per_check=True):
         assert c["status"] in STATUSES, c
         if one_stage_per_check:
             assert c.get("elapsed_ms", 0) <= (timeout + STAGE_SLACK) * 1000, c
-    assert elapsed < _smtp_probe.PROBE_DEADLINE_FACTOR * timeout + STAGE_SLACK, elapsed
+    assert elapsed < PROBE_DEADLINE_FACTOR * timeout + STAGE_SLACK, elapsed
 
 
 def commands(server):
@@ -118,7 +128,7 @@ def probe_spec(server, tls, ca_file, **kw):
 
 def timed_probe(spec):
     started = time.monotonic()
-    result = probe(spec, LoopbackNetwork())
+    result = probe(spec, loopback_resolver())
     return result, time.monotonic() - started
 
 
@@ -218,7 +228,7 @@ def test_overall_deadline_cuts_a_relay_that_is_slow_at_every_stage(ca_file):
     assert overrun[0]["status"] == FAIL
     assert overrun[0]["id"].endswith(".timeout")
     assert "3s" in overrun[0]["message"]  # 6 x 0.5 s
-    assert elapsed >= 0.9 * _smtp_probe.PROBE_DEADLINE_FACTOR * timeout
+    assert elapsed >= 0.9 * PROBE_DEADLINE_FACTOR * timeout
 
 
 def test_non_ascii_ehlo_name_fails_the_ehlo_check(ca_file):
@@ -319,3 +329,68 @@ def test_reconnect_after_failed_verification_checks_the_starttls_reply(tmp_path)
     assert checks["tls.handshake_failed"]["status"] == FAIL
     assert "454" in checks["tls.handshake_failed"]["message"]
     assert elapsed < TIMEOUT  # told at once, not after a handshake that waits for the timeout
+
+
+def test_starttls_refused_by_the_relay_fails_its_check_and_nothing_else(ca_file):
+    with HostileSMTP("good", "starttls", users={USER: PASSWORD}, tls_connections=0) as server:
+        result, elapsed = timed_probe(probe_spec(server, "starttls", ca_file))
+    checks = by_id(result.checks)
+    assert checks["tls.starttls_refused"]["status"] == FAIL
+    assert checks["tls.starttls_refused"]["message"] == "STARTTLS answered 454 4.7.0 TLS not available now"
+    assert [c["id"] for c in result.checks if c["status"] == FAIL] == ["tls.starttls_refused"]
+    assert server.connections == 1  # no reconnection, no handshake
+    assert not [c for c in commands(server) if c.startswith(("AUTH", "MAIL"))]
+    assert elapsed < TIMEOUT
+
+
+def test_session_starttls_checks_the_reply_before_any_handshake():
+    with HostileSMTP("good", "starttls", tls_connections=0) as server:
+        client = SmtpSession(socket.create_connection((HOST, server.port), timeout=TIMEOUT), Clock(TIMEOUT))
+        try:
+            assert client.greeting().code == 220
+            assert client.ehlo("probe.example.test").code == 250 and client.has_extn("starttls")
+            with pytest.raises(UnexpectedReply) as info:
+                client.starttls(ssl.create_default_context(), RELAY_NAME)
+            assert info.value.reply.code == 454
+            assert not client.tls_active
+            assert client.command("NOOP").code == 250  # the session is still in clear and in step
+        finally:
+            client.quit()
+
+
+def test_message_lines_starting_with_a_dot_are_doubled(ca_file):
+    body = "first\n.\n..two dots\n.end\n"
+    with HostileSMTP("good", "none", users={USER: PASSWORD}) as server:
+        result, _elapsed = timed_probe(probe_spec(server, "none", ca_file, body=body))
+    assert by_id(result.checks)["message.sent"]["status"] == PASS
+    data = server.messages[0]["data"]
+    assert b"\r\n..\r\n...two dots\r\n..end\r\n" in data  # the server keeps the stuffing: RFC 5321 4.5.2
+
+
+def cram_md5_relay(sock, user, password, seen):
+    """One AUTH CRAM-MD5 exchange on ``sock``, as RFC 2195 tells it; ``seen`` gets what the client sent."""
+    challenge = b"<1896.697170952@relay.hostile.test>"
+    with sock, sock.makefile("rwb") as f:
+        seen.append(f.readline())
+        f.write(b"334 " + base64.b64encode(challenge) + b"\r\n")
+        f.flush()
+        answer = base64.b64decode(f.readline().strip()).decode()
+        seen.append(answer)
+        expected = f"{user} {hmac.HMAC(password.encode(), challenge, 'md5').hexdigest()}"
+        f.write(b"235 2.7.0 ok\r\n" if answer == expected else b"535 5.7.8 no\r\n")
+        f.flush()
+
+
+def test_session_auth_cram_md5():
+    client_sock, relay_sock = socket.socketpair()
+    seen: list = []
+    relay = threading.Thread(target=cram_md5_relay, args=(relay_sock, USER, PASSWORD, seen), daemon=True)
+    relay.start()
+    client = SmtpSession(client_sock, Clock(TIMEOUT))
+    try:
+        assert client.auth("CRAM-MD5", USER, PASSWORD).code == 235
+    finally:
+        client.close()
+    relay.join(TIMEOUT)
+    assert seen[0] == b"AUTH CRAM-MD5\r\n"  # no initial response
+    assert PASSWORD not in seen[1]

@@ -25,6 +25,12 @@ SETTINGS = {
 }
 
 
+def fake_seams(monkeypatch, network):
+    """The probe's DNS and connections, as relay_check builds them, replaced by the fake network's."""
+    monkeypatch.setattr(_relaycheck, "probe_resolver", lambda opts: network.resolver)
+    monkeypatch.setattr(_relaycheck, "open_connection", network.connect)
+
+
 @pytest.fixture(autouse=True)
 def no_postfix(monkeypatch):
     # The machine running the tests may or may not have Postfix: make it never there.
@@ -81,7 +87,7 @@ def test_bad_options_are_refused(run_module, args, message):
 
 def test_probe_runs_and_never_returns_the_password(run_module, monkeypatch):
     network = FakeNetwork(addresses={"relay.example.test": ["192.0.2.25"]}, relay_kwargs={"users": {"u": "wrong"}})
-    monkeypatch.setattr(_relaycheck, "Network", lambda nameservers=None: network)
+    fake_seams(monkeypatch, network)
     args = {"relayhost": "[relay.example.test]:2525", "tls": "none", "username": "u", "password": SECRET, "timeout": 2}
     result = run_module(module.main, args)
     assert result["failed"] is True
@@ -91,7 +97,7 @@ def test_probe_runs_and_never_returns_the_password(run_module, monkeypatch):
 
 def test_check_mode_does_not_send(run_module, monkeypatch):
     network = FakeNetwork(addresses={"relay.example.test": ["192.0.2.25"]})
-    monkeypatch.setattr(_relaycheck, "Network", lambda nameservers=None: network)
+    fake_seams(monkeypatch, network)
     args = {"relayhost": "[relay.example.test]:2525", "tls": "none", "mail_from": "a@example.test",
             "rcpt_to": ["b@example.test"], "send_test": True}  # fmt: skip
     result = run_module(module.main, args, check_mode=True)
