@@ -17,7 +17,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_CONFIG := $(ROOT)/tests/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help deps venv link images lint copy sanity units peers-up peers-down integration molecule test demo bench build clean docs
+.PHONY: help deps venv link images lint copy sanity units peers-up peers-down integration test demo bench build clean docs
 
 help:
 	@echo "make test   - every check, end to end, with its own set-up and clean-up (about 20 to 30 minutes)"
@@ -75,10 +75,10 @@ peers-up: venv images
 peers-down: venv
 	$(BIN)/python -m tests.peers.lab down
 
-# Tests against the real relay, DNS server and containers (peers must be up).
-integration: copy
+# Tests against the real relay, DNS server and containers (peers must be up): the one integration harness, pytest
+# (marker `peers`); the role's, the modules' and the filters' playbooks run from tests/integration too.
+integration: venv
 	$(BIN)/pytest -m peers tests/unit tests/integration
-	cd $(COPY_ROOT) && ANSIBLE_COLLECTIONS_PATH= $(BIN)/ansible-test integration --local --python 3.11 --color no
 
 # The execution environment, localhost/smtp-relay-ee:latest (ee/build.sh; rebuilt only when what goes into it changes):
 # ansible-builder and ansible-runner, pinned in ee/requirements.txt, go into the same venv. The integration pass
@@ -93,12 +93,6 @@ ee: venv images $(BIN)/.ee-stamp
 
 integration: ee
 
-# Scenarios run one after the other: the machine has two cores.
-MOLECULE_SCENARIOS ?= default modules allowlist
-molecule: venv
-	@for s in $(MOLECULE_SCENARIOS); do \
-	  echo "== molecule scenario $$s"; $(BIN)/molecule test -s $$s || exit 1; done
-
 # The whole suite; the trap stops the peers whatever happens.
 test: deps venv images
 	$(MAKE) lint
@@ -106,8 +100,7 @@ test: deps venv images
 	$(MAKE) sanity
 	$(MAKE) docs
 	$(BIN)/python -m tests.peers.lab up
-	trap '$(BIN)/python -m tests.peers.lab down' EXIT; \
-	  $(MAKE) integration && $(MAKE) molecule
+	trap '$(BIN)/python -m tests.peers.lab down' EXIT; $(MAKE) integration
 
 demo: deps venv images
 	$(BIN)/python -m tests.peers.lab up

@@ -3,7 +3,7 @@
 
 Starts its own network and container (prefix hb-) and removes them. The relay address 10.89.210.2 /
 fd89:210::2 is only routed to, never contacted: egress detection sends no packet. Names come from the
-container's /etc/hosts (the host's own resolver); the DNS-server view is covered by molecule/allowlist.
+container's /etc/hosts (the host's own resolver); the DNS-server view is covered by tests/integration/allowlist_fleet.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ NETWORK = f"hb-allowlist-{SUFFIX}"
 HOST = f"hb-host1-{SUFFIX}"
 IPV4, IPV6 = "10.89.210.11", "fd89:210::11"
 BASE = {"purpose": "Order mails", "team": "Shop", "contact": "#shop", "relay_host": "[relay.example.test]:587"}
-# A postconf stand-in that prints the settings the test chooses (Postfix itself is exercised by molecule).
+# A postconf stand-in that prints the settings the test chooses (Postfix itself is exercised by tests/integration/postfix_modules).
 POSTCONF_STUB = "#!/bin/sh\ncat /etc/hb-postconf\n"
 
 

@@ -36,7 +36,7 @@ GALAXY = yaml.safe_load((ROOT / "galaxy.yml").read_text())
 TARBALL = f"{GALAXY['namespace']}-{GALAXY['name']}-{GALAXY['version']}.tar.gz"
 GENERATED = {"MANIFEST.json", "FILES.json"}
 # Tracked but for development only (build_ignore); galaxy.yml ships as MANIFEST.json.
-DEV_DIRS = (".ci", "bench", "demo", "docs", "ee", "molecule", "tests")
+DEV_DIRS = (".ci", "bench", "demo", "docs", "ee", "tests")
 DEV_FILES = {".ansible-lint", ".gitignore", "Makefile", "galaxy.yml", "pyproject.toml"}
 # Never in a collection tarball: these names at any depth, these top-level directories (outputs of make demo and
 # of the allowlist playbook run from the repository), these suffixes.

@@ -2,7 +2,7 @@
 """The action group of meta/runtime.yml against the modules' documentation as Ansible merges it (doc fragments in).
 
 Ansible gives a group's module_defaults to every module of the group, unfiltered: every member must take the option
-the group exists for. tests/integration/targets/module_defaults runs a play with the group's defaults.
+the group exists for. tests/integration/controller/test_module_defaults.py runs a play with the group's defaults.
 """
 
 from __future__ import annotations

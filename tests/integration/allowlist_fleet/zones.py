@@ -1,15 +1,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""A DNS server (the lab's NSD peer, tests/peers/dns.py) for this scenario's names, on the lab bridge.
+"""A DNS server (NSD through tests/peers/dns.py, as the lab's DNS peer) for this suite's names, on the lab bridge.
 
-    python molecule/allowlist/zones.py start|stop STATE_DIR
-
-It listens on the host side of the lab network (10.89.100.1, port 25353), so the scenario neither
-restarts nor changes the shared DNS peer that other tests are using at the same time. It serves the
-hosts' forward names (allowlist.test) and one reverse zone per address.
+It listens on the host side of the lab network (10.89.100.1, port 25353), so the suite neither restarts nor changes
+the shared DNS peer that other tests use. It serves the hosts' forward names (allowlist.test) and one reverse zone
+per address. nsd_server() in tests/peers/dns.py listens on loopback only, which the containers cannot reach.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import signal
@@ -18,11 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from tests.peers.dns import full_zone
 
-from tests.peers.dns import full_zone  # noqa: E402
-
+ROOT = Path(__file__).resolve().parents[3]
 LISTEN = ("10.89.100.1", 25353)
 FORWARD = {
     "allowlist.test": "\n".join(
@@ -69,39 +66,32 @@ def answering(timeout: float) -> bool:
     return False
 
 
-def start(state: Path) -> None:
-    stop(state)
+@contextlib.contextmanager
+def serving(state: Path):
+    """Serve the zones until the block ends; yields (address, port) once the server answers."""
     zones_dir = state / "zones"
     zones_dir.mkdir(parents=True, exist_ok=True)
     for origin, text in zones().items():
         (zones_dir / f"{origin}.zone").write_text(full_zone(origin, text))
+    command = [
+        sys.executable, str(ROOT / "tests" / "peers" / "dns.py"), "--listen", f"{LISTEN[0]}:{LISTEN[1]}",
+        "--zones", str(zones_dir), "--workdir", str(state / "run"),
+    ]  # fmt: skip
     with open(state / "dns.log", "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests/peers/dns.py"), "--listen", f"{LISTEN[0]}:{LISTEN[1]}",
-             "--zones", str(zones_dir), "--workdir", str(state / "run")],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-        )  # fmt: skip
-    (state / "dns.pid").write_text(str(proc.pid))
-    if not answering(30):
-        stop(state)
-        raise SystemExit(f"the scenario's DNS server did not answer; see {state / 'dns.log'}")
-
-
-def stop(state: Path) -> None:
-    pid_file = state / "dns.pid"
-    if not pid_file.exists():
-        return
-    pid = int(pid_file.read_text())
+        # A session of its own: should the wrapper not pass SIGTERM on, its group (it and nsd) is killed.
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     try:
-        os.kill(pid, signal.SIGTERM)  # the wrapper passes it on to nsd and exits with it
-        for _unused in range(50):
-            os.kill(pid, 0)
-            time.sleep(0.1)
-    except ProcessLookupError:
-        pass
-    pid_file.unlink()
+        if not answering(30):
+            raise RuntimeError(f"the suite's DNS server did not answer; see {state / 'dns.log'}")
+        yield LISTEN
+    finally:
+        _stop(proc)
 
 
-if __name__ == "__main__":
-    command, state_dir = sys.argv[1], Path(sys.argv[2])
-    {"start": start, "stop": stop}[command](state_dir)
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()  # the wrapper passes it on to nsd and exits with it
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(10)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
