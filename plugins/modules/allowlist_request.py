@@ -324,7 +324,7 @@ from ansible_collections.smtp.relay.plugins.module_utils._allowlist.model import
 from ansible_collections.smtp.relay.plugins.module_utils._allowlist.request import allowlist_request
 from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL_ON_CHOICES
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._postfix.host import HostInfo
+from ansible_collections.smtp.relay.plugins.module_utils._allowlist.host import HostInfo
 
 
 def main():

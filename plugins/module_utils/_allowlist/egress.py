@@ -15,7 +15,7 @@ import ipaddress
 from ansible_collections.smtp.relay.plugins.module_utils import _dns
 from ansible_collections.smtp.relay.plugins.module_utils._allowlist.checks import unanswered
 from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, PASS, SKIP, UNKNOWN, WARN, check
-from ansible_collections.smtp.relay.plugins.module_utils._postfix.host import ROUTE_PROBE, parse_inet_protocols
+from ansible_collections.smtp.relay.plugins.module_utils._allowlist.host import ROUTE_PROBE, parse_inet_protocols
 
 
 def mx_hosts(answer) -> list[str]:

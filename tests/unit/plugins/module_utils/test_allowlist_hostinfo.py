@@ -18,7 +18,7 @@ import pytest
 
 from ansible_collections.smtp.relay.plugins.module_utils._allowlist import request as al
 from ansible_collections.smtp.relay.plugins.module_utils._dns import DnspythonBackend, SystemBackend
-from ansible_collections.smtp.relay.plugins.module_utils._postfix.host import HostInfo, parse_inet_protocols
+from ansible_collections.smtp.relay.plugins.module_utils._allowlist.host import HostInfo, parse_inet_protocols
 from tests.unit.plugins.module_utils.allowlist_fakes import FakeHost
 
 

@@ -1,7 +1,7 @@
 # Copyright: Contributors to the smtp.relay project
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Private to this collection: facts read from the managed host (FQDN, egress addresses, Postfix, updates)."""
+"""Private to this collection: what an allowlist request learns from its host (FQDN, egress, Postfix, updates)."""
 
 from __future__ import annotations
 
