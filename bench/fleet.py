@@ -50,20 +50,14 @@ PRESEED = "postfix postfix/main_mailer_type select No configuration"
 
 
 def campus_vars(info: dict, workdir: Path) -> dict:
-    relay = info["relay"]
+    """The SASL relay of the lab (tests/integration/fleet.py), plus what the allowlist playbook needs."""
     return {
         "allowlist_team": "Platform team",
         "allowlist_contact": "platform@campus.smtp-relay.test",
         "allowlist_purpose": "Benchmark",
         "allowlist_output_dir": str(workdir / "allowlist"),
         "allowlist_report_only": True,
-        "postfix_relay_host": relay["host"],
-        "postfix_relay_port": relay["ports"]["submission"],
-        "postfix_relay_ca_file": fleet.CA_ON_HOST,
-        "postfix_relay_username": relay["username"],
-        "postfix_relay_password": relay["password"],
-        "postfix_sender_address": "noreply@campus.smtp-relay.test",
-        "postfix_allowed_sender_domains": relay["campus_domains"],
+        **fleet.sasl_vars(),
     }
 
 

@@ -100,3 +100,30 @@ def play(workdir: Path, hosts: list[str], playbook: str, variables: dict, *optio
 
 def failures(output: str) -> str:
     return output.rpartition("\nFAILURES:\n")[2]
+
+
+SENDER = "noreply@campus.smtp-relay.test"
+
+
+def campus_vars(**overrides) -> dict:
+    """The role's variables for the lab's campus relay: port 587, STARTTLS verified, no AUTH, approved domains."""
+    relay = lab.info()["relay"]
+    return {
+        "postfix_relay_host": relay["host"],
+        "postfix_relay_port": relay["ports"]["campus"],
+        "postfix_relay_ca_file": CA_ON_HOST,
+        "postfix_sender_address": SENDER,
+        "postfix_allowed_sender_domains": relay["campus_domains"],
+        **overrides,
+    }
+
+
+def sasl_vars(**overrides) -> dict:
+    """The same with SASL over verified STARTTLS (the lab relay's submission port, 2587)."""
+    relay = lab.info()["relay"]
+    return campus_vars(
+        postfix_relay_port=relay["ports"]["submission"],
+        postfix_relay_username=relay["username"],
+        postfix_relay_password=relay["password"],
+        **overrides,
+    )

@@ -34,7 +34,7 @@ NETWORK = f"hb-allowlist-{SUFFIX}"
 HOST = f"hb-host1-{SUFFIX}"
 IPV4, IPV6 = "10.89.210.11", "fd89:210::11"
 BASE = {"purpose": "Order mails", "team": "Shop", "contact": "#shop", "relay_host": "[relay.example.test]:587"}
-# A postconf stand-in that prints the settings the test chooses (Postfix itself is exercised by tests/integration/postfix_modules).
+# A postconf stand-in printing the settings the test chooses (real Postfix: tests/integration/postfix_modules).
 POSTCONF_STUB = "#!/bin/sh\ncat /etc/hb-postconf\n"
 
 

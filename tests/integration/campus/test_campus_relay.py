@@ -18,7 +18,7 @@ from tests.peers import lab, records
 pytestmark = pytest.mark.peers
 
 HOST = "smtprelay-campus-c1"
-SENDER = "noreply@campus.smtp-relay.test"
+SENDER = fleet.SENDER
 CAMPUS = {
     "postfix_relay_host": "relay.smtp-relay.test",
     "postfix_relay_port": 587,

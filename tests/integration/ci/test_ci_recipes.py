@@ -31,7 +31,6 @@ import pytest
 import yaml
 
 from tests.integration import fleet
-from tests.peers import lab
 
 pytestmark = pytest.mark.peers
 
@@ -247,14 +246,7 @@ def test_inventory_job_fails_a_bad_variable_with_a_failing_test_case(tmp_path, b
 
 @pytest.fixture(scope="module")
 def lab_host(tmp_path_factory):
-    relay = lab.info()["relay"]
-    settings = {
-        "postfix_relay_host": relay["host"],
-        "postfix_relay_port": relay["ports"]["campus"],
-        "postfix_relay_ca_file": fleet.CA_ON_HOST,
-        "postfix_sender_address": "noreply@campus.smtp-relay.test",
-        "postfix_allowed_sender_domains": relay["campus_domains"],
-    }
+    settings = fleet.campus_vars()
     fleet.start_host(LIVE_HOST, LIVE_FQDN)
     try:
         rc, _changed, output = fleet.play(

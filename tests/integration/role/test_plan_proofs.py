@@ -21,7 +21,7 @@ pytestmark = pytest.mark.peers
 
 SHORT = "smtprelay-plan-vm"
 BACKUP = "smtprelay-plan-b1"
-SENDER = "noreply@campus.smtp-relay.test"
+SENDER = fleet.SENDER
 DOWN_PORT = 2999  # nothing listens there: the primary relay is down
 
 
@@ -45,15 +45,7 @@ def backup_host():
 
 
 def campus_vars(peers, **overrides):
-    relay = peers["relay"]
-    return {
-        "postfix_relay_host": relay["host"],
-        "postfix_relay_port": relay["ports"]["campus"],
-        "postfix_relay_ca_file": fleet.CA_ON_HOST,
-        "postfix_sender_address": SENDER,
-        "postfix_allowed_sender_domains": relay["campus_domains"],
-        **overrides,
-    }
+    return fleet.campus_vars(**overrides)
 
 
 def configure(tmp_path, host, variables, **kwargs):

@@ -20,7 +20,7 @@ from tests.peers import lab, records
 pytestmark = pytest.mark.peers
 
 HOST = "smtprelay-role-h1"
-SENDER = "noreply@campus.smtp-relay.test"
+SENDER = fleet.SENDER
 
 
 @pytest.fixture(scope="module")
@@ -36,17 +36,7 @@ def host(peers):
 
 
 def relay_vars(peers, **overrides):
-    relay = peers["relay"]
-    return {
-        "postfix_relay_host": relay["host"],
-        "postfix_relay_port": relay["ports"]["submission"],
-        "postfix_relay_ca_file": fleet.CA_ON_HOST,
-        "postfix_relay_username": relay["username"],
-        "postfix_relay_password": relay["password"],
-        "postfix_sender_address": SENDER,
-        "postfix_allowed_sender_domains": relay["campus_domains"],
-        **overrides,
-    }
+    return fleet.sasl_vars(**overrides)
 
 
 def play(tmp_path, variables, *options, check_mode=False):

@@ -21,14 +21,7 @@ COLUMNS = ("host", "relayhost", "tls", "auth", "probe", "deferred", "drift")
 
 @pytest.fixture(scope="module")
 def campus():
-    relay = lab.info()["relay"]
-    return {
-        "postfix_relay_host": relay["host"],
-        "postfix_relay_port": relay["ports"]["campus"],
-        "postfix_relay_ca_file": fleet.CA_ON_HOST,
-        "postfix_sender_address": "noreply@campus.smtp-relay.test",
-        "postfix_allowed_sender_domains": relay["campus_domains"],
-    }
+    return fleet.campus_vars()
 
 
 @pytest.fixture(scope="module")
