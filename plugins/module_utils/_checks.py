@@ -35,11 +35,6 @@ def failed(checks) -> list:
     return [c for c in checks if c["status"] == FAIL]
 
 
-def is_valid(checks) -> bool:
-    """Valid means no check failed; warnings and unknowns are reported but do not invalidate."""
-    return not failed(checks)
-
-
 def summary(checks) -> str:
     counts = {s: 0 for s in STATUSES}
     for c in checks:

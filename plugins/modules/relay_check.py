@@ -130,11 +130,21 @@ options:
         M(smtp.relay.relay_info) takes them. The facts are read and compared in the same call, returned as
         RV(relay) and RV(mismatches), and check C(host.expectations) fails on a mismatch.
     type: dict
+  fail_on:
+    description:
+      - Check statuses that make the task fail. The failed result still holds RV(checks) and RV(valid).
+      - V([fail]) fails when a check failed. Add V(unknown) to fail when a question got no answer (DNS silent, a
+        certificate not fetched), as C(smtp.relay.verify) does, and V(warn) to fail on warnings too. V([]) never
+        fails on a check (only on bad options), so that RV(valid) can be acted on.
+    type: list
+    elements: str
+    choices: [fail, warn, unknown]
+    default: [fail]
 notes:
   - Certificate names are matched as Postfix does at C(smtp_tls_security_level=verify) (C(smtp_tls_verify_cert_match))
     and C(secure) (C(smtp_tls_secure_cert_match)); below C(verify) certificate problems are warnings, since Postfix
     does not check them.
-  - Addresses are looked up through the host's resolver (C(/etc/hosts) included).
+  - Addresses are looked up through the host's resolver (C(/etc/hosts) included), or through O(nameservers) when given.
 seealso:
   - module: smtp.relay.relay_info
   - name: Postfix TLS support
@@ -189,7 +199,9 @@ mismatches:
   type: list
   elements: str
 valid:
-  description: Whether no check failed (warnings and unknowns do not invalidate).
+  description:
+    - Whether no check failed and none is V(unknown) (a question nobody answered is not a success); warnings do
+      not invalidate.
   returned: always
   type: bool
 msg:
@@ -342,6 +354,7 @@ def main():
             "config_dir": {"type": "path", "default": "/etc/postfix"},
             "nameservers": {"type": "list", "elements": "str"},
             "expect": {"type": "dict"},
+            "fail_on": {"type": "list", "elements": "str", "choices": ["fail", "warn", "unknown"], "default": ["fail"]},
         },
         required_together=[("username", "password")],
         supports_check_mode=True,

@@ -24,6 +24,9 @@ def mx_hosts(answer) -> list[str]:
     return [name for name in names if name]
 
 
+MX_EXCHANGES = 5
+
+
 def _relay_lookup(relay, resolver) -> tuple[list[str], str | None]:
     """The addresses Postfix would connect to for one relay name, or why DNS gave no answer either way."""
     names = [relay["host"]]
@@ -33,7 +36,9 @@ def _relay_lookup(relay, resolver) -> tuple[list[str], str | None]:
         answer = resolver.query(relay["host"], "MX")
         if not answer.answered:
             return [], unanswered([answer])
-        names = mx_hosts(answer) or names
+        # Postfix tries a handful of exchanges (smtp_mx_address_limit, 5 addresses by default); a domain that lists
+        # hundreds would otherwise cost two questions each.
+        names = mx_hosts(answer)[:MX_EXCHANGES] or names
     found = []
     for name in names:
         addresses, answers = resolver.addresses(name)

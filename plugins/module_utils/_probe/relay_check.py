@@ -14,7 +14,16 @@ import os
 import re
 import socket
 
-from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, PASS, check, is_valid, summary
+from ansible_collections.smtp.relay.plugins.module_utils._checks import (
+    FAIL,
+    PASS,
+    check,
+    describe,
+    fail_on_option,
+    is_sound,
+    summary,
+    with_status,
+)
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import normalize_value
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import (
@@ -76,6 +85,7 @@ OPTION_DEFAULTS = {
     "config_dir": DEFAULT_CONFIG_DIR,
     "nameservers": None,
     "expect": None,
+    "fail_on": None,
 }
 
 
@@ -132,6 +142,7 @@ def validate_options(params: dict) -> dict:
     if opts["sasl_keys"] is not None:
         opts["sasl_keys"] = [_one_line("sasl_keys", k) for k in opts["sasl_keys"]]
     opts["nameservers"] = _dns.nameserver_addresses(opts["nameservers"])
+    opts["fail_on"] = fail_on_option(opts["fail_on"], default=(FAIL,))
     if opts["expect"] is not None and not isinstance(opts["expect"], dict):
         raise SmtpRelayError("expect must be a dict of relay_info field: expected value", field="expect")
     return opts
@@ -315,16 +326,20 @@ def run(
     checks = static_checks(settings, ctx) + probe_checks
     if opts["expect"] is not None:
         checks.append(_expectations(result, opts, runner))
-    result.update(valid=is_valid(checks), checks=checks, msg=summary(checks))
+    # A question nobody answered (DNS silent, a certificate not fetched) is not a success: unknown is not valid.
+    result.update(valid=is_sound(checks), checks=checks, msg=summary(checks))
+    result["failing"] = [c["id"] for c in with_status(checks, opts["fail_on"])]
+    result["fail_on"] = list(opts["fail_on"])
     return result
 
 
 def relay_check(
     params: dict, runner: PostconfRunner | None = None, *, check_mode: bool = False, resolver=None, connect=None
 ) -> dict:
-    """As ``run``, but a failed check raises SmtpRelayError carrying the whole result (for the module)."""
+    """As ``run``; a check with a ``fail_on`` status raises SmtpRelayError with the whole result (for the module)."""
     result = run(params, runner, check_mode=check_mode, resolver=resolver, connect=connect)
-    if not result["valid"]:
+    fail_on = result.pop("fail_on")
+    if result.pop("failing"):
         details = {k: v for k, v in result.items() if k != "msg"}
-        raise SmtpRelayError(result["msg"], **details)
+        raise SmtpRelayError(f"{describe(result['checks'], fail_on)} (fail_on: {', '.join(fail_on)})", **details)
     return result
