@@ -81,3 +81,25 @@ def test_unsetting_returns_to_postfix_defaults(tmp_path, peers, host):
     assert fleet.on_host(HOST, "postconf", "-n", "virtual_alias_maps", "maximal_queue_lifetime").strip() == ""
     rc, predicted, output = play(tmp_path, relay_vars(peers), check_mode=True)
     assert (rc, predicted) == (0, []), output
+
+
+def test_mail_survives_a_relay_outage_shorter_than_the_queue_lifetime(tmp_path, peers, host):
+    rc, _changed, output = play(tmp_path, wanted(peers))
+    assert rc == 0, output
+    subjects = [f"outage {n} {time.time()}" for n in range(3)]
+    lab.relay_stop()
+    try:
+        for subject in subjects:
+            script = f"printf 'Subject: {subject}\\n\\nwaiting\\n' | /usr/sbin/sendmail -t ops@smtp-relay.test"
+            fleet.podman("exec", HOST, "sh", "-c", script)
+        deadline = time.monotonic() + 60
+        while fleet.on_host(HOST, "postqueue", "-j").count('"deferred"') < len(subjects):
+            assert time.monotonic() < deadline, "the mails were not deferred while the relay was down"
+            time.sleep(1)
+    finally:
+        lab.relay_start()
+    fleet.on_host(HOST, "postqueue", "-f")
+    for subject in subjects:
+        records.wait_for(peers["relay"]["records_dir"], lambda r, s=subject: records.headers(r)["Subject"] == s, 90)
+    arrived = [r for r in records.messages(peers["relay"]["records_dir"]) if records.headers(r)["Subject"] in subjects]
+    assert sorted(records.headers(r)["Subject"] for r in arrived) == sorted(subjects), "none lost, none twice"
