@@ -1,0 +1,365 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Generated bad input for postconf, postfix_map, postfix_apply, relay_info and relay_check.
+
+Each input goes through the module's main() (Ansible's argument spec first, as users reach it) with fakes behind
+the Postfix programs, dpkg-query, systemctl and the probe's DNS and connections. Outcome per input: refused
+naming an option (or a dict option's key), failed on a check, or accepted and found in the files it wrote; never
+another exception, never a secret in the output. Every input runs against a fresh configuration directory
+(main.cf, master.cf, two built maps, a mail name file): on a refusal, in check mode and for the read-only modules,
+every file is byte-identical afterwards, none was added or removed, and the fake host's packages and service
+were not touched. Inputs that hit a known bug are counted apart; each bug has a strict xfail in
+test_fuzz_findings.py. SMTP_RELAY_FUZZ_EXAMPLES sets the number of inputs per test (default 150); the counts
+tried are printed with -s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from unittest import mock
+
+import pytest
+from ansible.module_utils.common.validation import check_type_dict, check_type_list
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ansible_collections.smtp.relay.plugins.module_utils._probe import relay_check as _relaycheck
+from ansible_collections.smtp.relay.plugins.modules import postconf, postfix_apply, postfix_map, relay_check, relay_info
+from tests.unit.plugins.module_utils.smtp_fakes import FakeNetwork
+from tests.unit.plugins.modules import fuzz_support as fz
+from tests.unit.plugins.modules.test_option_fuzz import FUZZ, odd_list, odd_number, odd_text
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_counts(tmp_path_factory):
+    fz.use_base(tmp_path_factory.getbasetemp())
+    yield
+    fz.remove_sandboxes()
+    print("\ngenerated inputs tried (Postfix modules):", json.dumps(fz.TRIED, sort_keys=True))
+
+
+def _changed(before: dict, after: dict) -> set[str]:
+    return {p for p in {*before, *after} if before.get(p) != after.get(p)}
+
+
+def _unchanged(top: str, before: dict, host, state: tuple, args) -> None:
+    """Every file as it was (none added or removed), the fake host's packages and service untouched."""
+    assert not _changed(before, fz.snapshot(top)), (sorted(_changed(before, fz.snapshot(top))), args)
+    assert fz.host_state(host) == state, args
+
+
+@FUZZ
+@given(data=st.data())
+def test_postconf_module_options(data):
+    check_mode = data.draw(st.booleans(), label="check_mode")
+    with fz.sandbox() as (top, conf), fz.fake_host(top) as host:
+        options = {"config_dir": fz.config_dir(conf, top), "allow_unknown": fz.boolish}
+        args = fz.draw(data, options, {"settings": data.draw(fz.settings, label="settings"), "config_dir": conf})
+        before, state = fz.snapshot(top), fz.host_state(host)
+        result = fz.run_or_known_crash(postconf.main, args, check_mode, fz.path_crash("config_dir"))
+        outcome = fz.count("postconf module", fz.outcome_of(result))
+        if result is not None:
+            # The echo of the arguments shows secrets when Ansible's own spec refused them (test_fuzz_findings.py).
+            leaks = bool(result.get("failed")) or fz.secret_in_a_list(args["settings"])
+            fz.no_secret(result, invocation_leaks=leaks)
+        if outcome == "refused":
+            assert fz.names_an_option(result, ["settings", "config_dir", "allow_unknown"]), (result["msg"], args)
+        if outcome != "accepted" or check_mode:
+            _unchanged(top, before, host, state, args)
+        else:
+            assert isinstance(result["changed"], bool) and isinstance(result["restart_required"], bool)
+            fz.main_cf_round_trips(args["config_dir"], args["settings"])
+
+
+def _dir_missing(result: dict | None) -> bool:
+    """postfix_map's refusal of a missing directory names neither option (test_fuzz_findings.py)."""
+    return result is not None and result.get("msg", "").startswith("directory of ")
+
+
+@FUZZ
+@given(data=st.data())
+def test_postfix_map_module_options(data):
+    check_mode = data.draw(st.booleans(), label="check_mode")
+    with fz.sandbox() as (top, conf), fz.fake_host(top) as host:
+        options = {
+            "name": fz.map_name,
+            "path": st.one_of(odd_text.map(lambda v: fz.inside(top, v)), odd_text.map(lambda v: fz.inside("", v))),
+            "type": fz.map_type,
+            "secret": fz.boolish,
+            "config_dir": fz.config_dir(conf, top),
+            "state": fz.state,
+        }
+        args = fz.draw(data, options, {"name": "sasl_passwd", "config_dir": conf})
+        args["entries"] = data.draw(fz.secret_entries if fz.truthy(args.get("secret")) else fz.entries, "entries")
+        if "path" in args and data.draw(st.booleans(), label="path instead of name"):
+            del args["name"]
+        before, state = fz.snapshot(top), fz.host_state(host)
+        known = fz.path_crash("config_dir", "path", "name")
+        result = fz.run_or_known_crash(postfix_map.main, args, check_mode, known)
+        outcome = fz.count(
+            "postfix_map module", "known bug: unnamed" if _dir_missing(result) else fz.outcome_of(result)
+        )
+        if result is not None and fz.truthy(args.get("secret")):
+            fz.no_secret(result, invocation_leaks=bool(result.get("failed")), host_secret=False)
+        if outcome == "refused":
+            names = ["name", "path", "entries", "type", "secret", "config_dir", "state"]
+            assert fz.names_an_option(result, names), (result["msg"], args)
+        if outcome != "accepted" or check_mode:
+            _unchanged(top, before, host, state, args)
+        elif args.get("state", "present") == "present":
+            path = args.get("path") or os.path.join(args["config_dir"], args["name"])
+            fz.map_round_trips(path, args["entries"], args.get("type"))
+
+
+# -- postfix_apply ---------------------------------------------------------------------------------------------
+
+
+def _tables(args: dict, *options: str) -> list[dict]:
+    """The tables as the module got them (Ansible turns a string into a list, "k=v" into a dict)."""
+    tables = []
+    for option in options or ("maps", "secret_maps"):
+        with contextlib.suppress(TypeError, ValueError):
+            for table in check_type_list(args.get(option) or []):
+                with contextlib.suppress(TypeError, ValueError):
+                    tables.append(check_type_dict(table))
+    return tables
+
+
+def _apply_crash(args: dict, exc: Exception) -> bool:
+    """Known tracebacks: a table without a name (KeyError) or with a name that is not text (TypeError), a secret
+    table whose entries are not a mapping (AttributeError in the module), a bad path (test_fuzz_findings.py)."""
+    tables = _tables(args)
+    if isinstance(exc, KeyError) and any("name" not in t for t in tables):
+        return True
+    if isinstance(exc, TypeError) and any(not isinstance(t.get("name", ""), str) for t in tables):
+        return True
+    secret_tables = _tables(args, "secret_maps")
+    if isinstance(exc, AttributeError) and any(not isinstance(t.get("entries") or {}, dict) for t in secret_tables):
+        return True
+    if isinstance(exc, (OSError, ValueError)) and any(fz.bad_path(t.get("name")) for t in tables):
+        return True
+    return fz.path_crash("config_dir", "mailname_file")(args, exc)
+
+
+def _written_before_refusal(args: dict, changed: set[str]) -> bool:
+    """The known bug: tables and the mail name are written before main.cf (or a later table) is refused."""
+    early = {str(t.get("name")) for t in _tables(args)} | {os.path.basename(str(args.get("mailname_file")))}
+
+    def stem(path: str) -> str:
+        base = os.path.basename(path)
+        return next((base[: -len(s)] for s in (".db", ".lmdb", ".cdb") if base.endswith(s)), base)
+
+    return all(stem(p) in early for p in changed)
+
+
+def _tables_round_trip(args: dict) -> None:
+    tables = _tables(args)
+    names = [t["name"] for t in tables]
+    for table in tables:
+        path = os.path.join(args["config_dir"], table["name"])
+        if names.count(table["name"]) > 1:
+            continue  # the last one given wins
+        if (table.get("state") or "present") == "absent":
+            assert not os.path.exists(path), table
+        else:
+            fz.map_round_trips(path, table.get("entries") or {}, args.get("map_type"))
+
+
+# Mostly a main.cf that passes, so that the steps after it (and the refusals of later steps) are reached.
+MAIN_CF = st.one_of(
+    st.sampled_from([{}, {"relayhost": "[relay.example.org]:2525"}, {"myorigin": "example.net", "biff": False}]),
+    st.sampled_from([{"relayhost": "a\nb"}, {"relay_api_key": fz.SECRET_HEAD + fz.SECRET_TAIL}]),
+    fz.settings,
+)
+
+
+def _table(values):
+    return st.fixed_dictionaries(
+        {}, optional={"name": st.one_of(fz.map_name, fz.map_name, odd_number), "entries": values, "state": fz.state}
+    )
+
+
+@FUZZ
+@given(data=st.data())
+def test_postfix_apply_module_options(data):
+    check_mode = data.draw(st.booleans(), label="check_mode")
+    with fz.sandbox() as (top, conf), fz.fake_host(top) as host:
+        options = {
+            "maps": st.one_of(
+                st.lists(_table(fz.entries), max_size=3), st.lists(_table(fz.entries), max_size=3), odd_list
+            ),
+            "secret_maps": st.lists(_table(st.one_of(fz.secret_entries, fz.secret_entries, odd_list)), max_size=2),
+            "map_type": fz.map_type,
+            "mailname_file": odd_text.map(lambda v: fz.inside(top, v)),
+            "mailname": st.one_of(st.sampled_from(["example.org", "mail.example.org"]), odd_text),
+            "service": st.one_of(st.sampled_from(["postfix", ""]), odd_text),
+            "packages": st.one_of(st.sampled_from([["postfix"], [], ["postfix", "exim4"]]), odd_list),
+            "config_dir": fz.config_dir(conf, top),
+        }
+        args = fz.draw(data, options, {"main_cf": data.draw(MAIN_CF, label="main_cf"), "config_dir": conf})
+        before, state = fz.snapshot(top), fz.host_state(host)
+        result = fz.run_or_known_crash(postfix_apply.main, args, check_mode, _apply_crash)
+        outcome = fz.outcome_of(result)
+        changed = _changed(before, fz.snapshot(top))
+        if outcome != "accepted" and not check_mode and changed:
+            assert _written_before_refusal(args, changed), (changed, args, result)
+            outcome = "known bug: written before the refusal"
+        fz.count("postfix_apply module", outcome)
+        if result is not None:
+            leaks = bool(result.get("failed")) or fz.secret_named(args["main_cf"])
+            fz.no_secret(result, invocation_leaks=leaks, host_secret=False)
+        names = [
+            "main_cf",
+            "settings",
+            "maps",
+            "secret_maps",
+            "entries",
+            "name",
+            "map_type",
+            "type",
+            "mailname_file",
+            "mailname",
+            "service",
+            "packages",
+            "config_dir",
+            "state",
+        ]
+        if outcome == "refused":
+            assert fz.names_an_option(result, names) or _dir_missing(result), (result["msg"], args)
+        if outcome in ("refused", "known bug: traceback") or check_mode or (result or {}).get("missing_packages"):
+            _unchanged(top, before, host, state, args)
+        elif outcome == "accepted":
+            fz.main_cf_round_trips(args["config_dir"], args["main_cf"])
+            _tables_round_trip(args)
+            if args.get("mailname_file") and args.get("mailname") is not None:
+                with open(args["mailname_file"], encoding="utf-8", errors="surrogateescape", newline="") as handle:
+                    written = handle.read()
+                assert written == str(args["mailname"]).rstrip("\n") + "\n"
+                if not written[:-1].isprintable():  # more than one line, or control characters: accepted as given
+                    fz.count("postfix_apply module", "known bug: mail name not one line")
+
+
+# -- read-only modules -----------------------------------------------------------------------------------------
+
+FACTS = [
+    "relayhost",
+    "tls_security_level",
+    "sasl_enabled",
+    "mode",
+    "queue.deferred",
+    "myorigin",
+    "maps",
+    "postfix_installed",
+    "service_running",
+    "sasl_key_matches",
+    "tls_wrappermode",
+    "relayhosts",
+]
+expect_dict = st.dictionaries(st.one_of(st.sampled_from(FACTS), odd_text), fz.plain_value, max_size=3)
+expect = st.one_of(expect_dict, expect_dict, odd_text)
+
+
+@FUZZ
+@given(data=st.data())
+def test_relay_info_module_options(data):
+    with fz.sandbox() as (top, conf), fz.fake_host(top) as host:
+        args = fz.draw(data, {"config_dir": fz.config_dir(conf, top), "expect": expect}, {"config_dir": conf})
+        before, state = fz.snapshot(top), fz.host_state(host)
+        result = fz.run_or_known_crash(relay_info.main, args, False, fz.path_crash("config_dir"))
+        outcome = fz.count("relay_info module", fz.outcome_of(result, "mismatches"))
+        _unchanged(top, before, host, state, args)
+        if result is not None:
+            fz.no_secret(result)
+            assert result.get("changed", False) is False
+        if outcome == "refused":
+            assert fz.names_an_option(result, ["config_dir", "expect"]), (result["msg"], args)
+
+
+def _quick(timeout):
+    """A valid timeout above 2 s becomes 2 s: the fake relay answers at once, and a stage that waits in vain (a
+    port that drops packets) would make the run slow, not more thorough."""
+    try:
+        return 2.0 if 2 < float(timeout) <= 300 else timeout
+    except (TypeError, ValueError, OverflowError):
+        return timeout
+
+
+RELAYHOSTS = [
+    "[relay.example.org]:587",
+    "[relay.example.org]:25",
+    "[relay.example.org]:465",
+    "relay.example.org",
+    "[192.0.2.25]:2525",
+    "[ipv6:2001:db8::25]:587",
+    "[nowhere.example.org]:587",
+]
+CHECK_OPTIONS = {
+    "relayhost": st.one_of(st.sampled_from(RELAYHOSTS), odd_text),
+    "tls": st.one_of(st.sampled_from(["starttls", "implicit", "none"]), odd_text),
+    "probe": fz.boolish,
+    "ca_file": odd_text,
+    "username": st.one_of(st.sampled_from(["u", "apikey"]), odd_text),
+    "password": fz.secret,
+    "auth": fz.boolish,
+    "allow_plaintext_auth": fz.boolish,
+    "timeout": st.one_of(st.sampled_from([0.5, 1, "2", 0, -1, 301, "abc", "nan", "inf", 1e-300]), odd_number),
+    "mail_from": st.one_of(st.sampled_from(["a@example.org", "<>", "é@example.org"]), odd_text),
+    "rcpt_to": st.one_of(st.sampled_from([["b@example.org"], []]), odd_list),
+    "send_test": fz.boolish,
+    "subject": odd_text,
+    "body": odd_text,
+    "servername": st.one_of(st.sampled_from(["hostname", "nexthop", "relay.example.org"]), odd_text),
+    "ehlo_name": odd_text,
+    "settings": fz.settings,
+    "sasl_keys": odd_list,
+    "nameservers": st.one_of(st.sampled_from([["192.0.2.53"], ["::1"]]), odd_list),
+    "expect": expect,
+    "fail_on": st.one_of(st.lists(st.sampled_from(["fail", "warn", "unknown"]), max_size=3), odd_list),
+}
+
+
+def _blank_item(value) -> bool:
+    try:
+        return any(isinstance(v, str) and not v.strip() for v in check_type_list(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _check_crash(args: dict, exc: Exception) -> bool:
+    """Known tracebacks: a blank SASL key (AttributeError in the rules), a bad path (test_fuzz_findings.py)."""
+    if isinstance(exc, AttributeError) and _blank_item(args.get("sasl_keys")):
+        return True
+    return fz.path_crash("config_dir", "ca_file")(args, exc)
+
+
+@FUZZ
+@given(data=st.data())
+def test_relay_check_module_options(data):
+    check_mode = data.draw(st.booleans(), label="check_mode")
+    network = FakeNetwork(
+        addresses={"relay.example.org": ["192.0.2.25"]},
+        ports={25: "refused", 465: "timeout", 2526: "unreachable"},
+        relay_kwargs={"users": {"u": "pw"}},
+    )
+    with (
+        fz.sandbox() as (top, conf),
+        fz.fake_host(top) as host,
+        mock.patch.object(_relaycheck, "probe_resolver", lambda opts: network.resolver),
+        mock.patch.object(_relaycheck, "open_connection", network.connect),
+    ):
+        options = {**CHECK_OPTIONS, "ca_file": odd_text.map(lambda v: fz.inside(top, v))}
+        options["config_dir"] = fz.config_dir(conf, top)
+        args = fz.draw(data, options, {"config_dir": conf}, max_size=6)
+        if "timeout" in args:
+            args["timeout"] = _quick(args["timeout"])
+        before, state = fz.snapshot(top), fz.host_state(host)
+        result = fz.run_or_known_crash(relay_check.main, args, check_mode, _check_crash)
+        outcome = fz.count("relay_check module", fz.outcome_of(result, "checks"))
+        _unchanged(top, before, host, state, args)
+        if result is not None:
+            # relay_check echoes its settings option unmasked, whatever the parameters' names (unlike postconf).
+            fz.no_secret(result, invocation_leaks=isinstance(args.get("settings"), dict))
+            assert result.get("changed", False) is False
+        if outcome == "refused":
+            assert fz.names_an_option(result, [*CHECK_OPTIONS, "config_dir", "port"]), (result["msg"], args)
