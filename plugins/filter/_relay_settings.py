@@ -16,7 +16,9 @@ description:
     type of the role's argument specification exactly as Ansible does (C(boolean()) for booleans, integers for
     ports), and returns the complete desired state of the host - every main.cf parameter, the lookup tables, the
     packages - after the static relay rules ran over it. The role applies the result as it is.
-  - Bad input is refused with a message that names the role variable, before the host is touched.
+  - Bad input is refused before the host is touched, with a message that starts with the role variable's name,
+    down to the element (C(postfix_relay_backup_hosts[0].host)). A host fact that main.cf would hold as it is
+    (C(ca_bundle), C(config_dir), C(map_type)) is refused, naming it, when it is not one line of text.
   - Secret variables (those marked C(no_log) in the argument specification) are checked for shape only and never
     appear in the result.
 options:
@@ -99,9 +101,11 @@ from functools import lru_cache
 import yaml
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.errors import ArgumentTypeError, ArgumentValueError, RequiredError
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._plan import plan
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import described
 
 _SPEC = os.path.join(os.path.dirname(__file__), "..", "..", "roles", "postfix", "meta", "argument_specs.yml")
 
@@ -132,12 +136,84 @@ def coerce(variables: dict) -> tuple[dict, dict]:
     """(typed variables, secrets): Ansible's own validation and coercion over the role's argument spec."""
     spec = role_spec()
     given = {name: plain(value) for name, value in dict(variables).items() if name in spec}
-    result = ArgumentSpecValidator(spec).validate(given)
-    if result.error_messages:
-        raise AnsibleFilterError("; ".join(str(m) for m in result.error_messages))
+    try:
+        result = ArgumentSpecValidator(spec).validate(given)
+    except (OverflowError, ValueError):
+        result = None  # check_type_int lets these out for "inf" and for more than 4300 digits
+    if result is None or result.error_messages:
+        raise AnsibleFilterError("; ".join(refusals(given, spec)))
     typed = dict(result.validated_parameters)
     secrets = {name: typed.pop(name, None) for name, option in spec.items() if option.get("no_log")}
     return typed, secrets
+
+
+def refusals(given: dict, spec: dict) -> list[str]:
+    """Why validation refused ``given``, one sentence per variable, each starting with the variable's name.
+
+    Ansible's errors name the variable inside their sentence, or not at all ("missing required arguments: host").
+    Each variable (and each list element and sub-option) is validated again alone, so every error of that run is
+    about it: the refusal names it by structure, not by reading the sentence.
+    """
+    found = [problem for name, value in given.items() if (problem := _refusal(name, value, spec[name]))]
+    return found or ["role variables: refused by the role's argument specification"]
+
+
+def _errors(name: str, value, option: dict) -> list:
+    """Ansible's validation of one value against one option: its errors, [] when it is accepted."""
+    try:
+        return ArgumentSpecValidator({name: option}).validate({name: value}).errors.errors
+    except (OverflowError, ValueError) as e:
+        return [ArgumentTypeError(str(e))]
+
+
+def _refusal(path: str, value, option: dict) -> str | None:
+    errors = _errors(path, value, option)
+    if not errors:
+        return None
+    if option.get("type") == "list" and isinstance(value, list):
+        for index, element in enumerate(value):
+            problem = _element_refusal(f"{path}[{index}]", element, option)
+            if problem:
+                return problem
+    return f"{path}: {_why(value, option, errors[0])}"
+
+
+def _element_refusal(path: str, element, option: dict) -> str | None:
+    if not _errors(path, [element], option):
+        return None
+    sub = option.get("options")
+    if sub and isinstance(element, dict):
+        for key, item in element.items():
+            if key not in sub:
+                return f"{path}.{key}: unknown field; accepted: {', '.join(sub)}"
+            problem = _refusal(f"{path}.{key}", item, sub[key])
+            if problem:
+                return problem
+        for key, sub_option in sub.items():
+            if sub_option.get("required") and element.get(key) is None:
+                return f"{path}.{key}: required"
+    return f"{path}: {_shown(element, option)} is not {_kind(option.get('elements', 'raw'))}"
+
+
+def _why(value, option: dict, error) -> str:
+    if isinstance(error, RequiredError):
+        return "required"
+    if isinstance(error, ArgumentValueError) and option.get("choices"):
+        return f"{_shown(value, option)} is not one of: {', '.join(map(str, option['choices']))}"
+    return f"{_shown(value, option)} is not {_kind(option.get('type', 'str'), option.get('elements'))}"
+
+
+def _kind(kind: str, elements: str | None = None) -> str:
+    """What Ansible's conversion to ``kind`` accepts, in words."""
+    if kind == "list" and elements:
+        return "a list of " + {"dict": "dicts", "str": "text values", "int": "whole numbers"}.get(elements, elements)
+    return {"int": "a whole number", "bool": "a boolean (true/false, yes/no, on/off, 1/0)", "str": "text"}.get(
+        kind, "a " + kind
+    )
+
+
+def _shown(value, option: dict) -> str:
+    return "(hidden)" if option.get("no_log") else described(value)
 
 
 def relay_settings(variables, host=None):

@@ -31,6 +31,7 @@ options:
         description:
           - Let Postfix look up MX records for O(_input.host) (no brackets).
           - Almost never wanted for a smarthost.
+          - Read as Ansible reads a boolean (V(false), V(no), V(off), V(0) are false); any other value is refused.
         type: bool
         default: false
 """
@@ -58,14 +59,30 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import format_relayhost
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import described, format_relayhost
+
+
+def _with_boolean_mx_lookup(relay):
+    """mx_lookup read with Ansible's boolean rules, as the role reads postfix_relay_mx_lookup: an ini inventory or a
+    template gives the text "false", which Python's truth would read as true."""
+    if not isinstance(relay, dict) or relay.get("mx_lookup") is None:
+        return relay
+    try:
+        return {**relay, "mx_lookup": boolean(relay["mx_lookup"], strict=True)}
+    except TypeError:
+        given = described(relay["mx_lookup"])
+        raise AnsibleFilterError(
+            f"relay mx_lookup {given} is not a boolean; accepted: true/false, yes/no, on/off, 1/0"
+        ) from None
 
 
 def relayhost_filter(value):
+    relays = [_with_boolean_mx_lookup(r) for r in value] if isinstance(value, list) else _with_boolean_mx_lookup(value)
     try:
-        return format_relayhost(value)
+        return format_relayhost(relays)
     except SmtpRelayError as e:
         raise AnsibleFilterError(e.msg) from e
 

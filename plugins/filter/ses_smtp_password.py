@@ -12,6 +12,9 @@ author: smtp.relay contributors (@smtp-relay)
 description:
   - Computes the SES SMTP password (signature version 4) that belongs to an IAM secret access key in a region.
   - The password is region specific; a region without an SES SMTP endpoint is refused.
+  - A key with a line break, a control character or leading/trailing white space (a key read from a file with its
+    newline) is refused without being shown, as the C(smtp.relay.postfix) role refuses it, because the password
+    derived from it would not be the one AWS expects.
   - The result is a secret; keep it out of logs (C(no_log)) and inventories in clear text.
 options:
   _input:

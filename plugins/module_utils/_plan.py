@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL
+from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, shown
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.maps import validate_entries
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import check_name, normalize_value
@@ -30,6 +30,7 @@ from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar impo
     is_hostname,
     parse_port,
     relay_tokens,
+    secret_problem,
 )
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.settings import Settings
 from ansible_collections.smtp.relay.plugins.module_utils._rules import static_checks, tls_parameters
@@ -38,6 +39,8 @@ MODES = ("null_client", "satellite")
 DEFAULT_PORT = 587
 SASL_MAP, CANONICAL_MAP, LOCAL_MAIL_MAP = "sasl_passwd", "sender_canonical", "local_recipients"
 DEFAULT_LOCAL_RECIPIENTS = ("root", "postmaster")
+# The newest level Postfix 3.6 to 3.10 knows; a platform whose Postfix is older passes its own in host (vars/main.yml).
+COMPATIBILITY_LEVEL = "3.6"
 
 # main.cf parameters the role sets from a variable of its own: postfix_main_cf may not set them too, or
 # the host would end up with something else than either says.
@@ -85,6 +88,19 @@ def _text(variables: dict, name: str) -> str:
     if has_unsafe_characters(value):
         raise _err(name, f"{value!r} contains a line break or control character", "give one line of text")
     return value.strip()
+
+
+def _check_facts(host: dict) -> None:
+    """The host facts main.cf holds as they are (smtp_tls_CAfile, map references) are checked like variables: a
+    newline must not come in through the platform's CA bundle path any more than through postfix_relay_ca_file."""
+    for name in ("ca_bundle", "config_dir", "map_type"):
+        value = host.get(name)
+        if value is not None and (not isinstance(value, str) or has_unsafe_characters(value)):
+            raise SmtpRelayError(
+                f"host fact {name}: {shown(value)} is not one line of text; it came from the host's facts or the "
+                "role's per-platform vars (roles/postfix/vars), not from a role variable: fix it there",
+                fact=name,
+            )
 
 
 def _relay(variables: dict) -> dict:
@@ -154,12 +170,9 @@ def _credentials(variables: dict, relay: dict, secrets: dict) -> str:
     username = _text(variables, "postfix_relay_username") or preset.get("username", "")
     given = {name: str(value) for name, value in secrets.items() if value not in (None, "")}
     for name, value in given.items():
-        if has_unsafe_characters(value) or value != value.strip():
-            raise _err(
-                name,
-                "the value (hidden) has a line break, a control character or leading/trailing white space",
-                "Postfix would read another secret than the one given",
-            )
+        problem = secret_problem(value)
+        if problem:
+            raise _err(name, problem, "Postfix would read another secret than the one given")
     has_password = bool(given)
     if preset.get("auth") and not username:
         raise _err("postfix_relay_username", f"required by provider {relay['provider']}")
@@ -271,7 +284,7 @@ def _limits(variables: dict) -> dict:
     lifetime = _time(variables, "postfix_queue_lifetime")
     concurrency = variables.get("postfix_relay_concurrency")
     if concurrency is not None and (isinstance(concurrency, bool) or not 1 <= int(concurrency) <= 1000):
-        raise _err("postfix_relay_concurrency", f"{concurrency!r} is not 1-1000")
+        raise _err("postfix_relay_concurrency", f"{shown(concurrency)} is not 1-1000")
     return {
         "smtp_destination_rate_delay": delay,
         "smtp_destination_concurrency_limit": None if concurrency is None else str(int(concurrency)),
@@ -334,9 +347,11 @@ def _maps(host: dict, username: str, canonical: dict, local_mail: dict) -> dict:
 def plan(variables: dict, host: dict, secrets: dict | None = None) -> dict:
     """Role variables (typed) + host facts -> the complete desired state; refuses bad input naming the variable.
 
-    ``host``: ``fqdn``, ``hostname``, ``ca_bundle``, ``config_dir``, ``map_type``, ``packages``.
+    ``host``: ``fqdn``, ``hostname``, ``ca_bundle``, ``config_dir``, ``map_type``, ``packages``,
+    ``compatibility_level`` (of the platform's Postfix).
     ``secrets``: {variable: value} checked for shape, never returned.
     """
+    _check_facts(host)
     mode = variables.get("postfix_mode") or "null_client"
     if mode not in MODES:
         raise _err("postfix_mode", f"unknown mode {mode!r}", "accepted: " + ", ".join(MODES))
@@ -350,7 +365,7 @@ def plan(variables: dict, host: dict, secrets: dict | None = None) -> dict:
     local_mail = _local_mail(variables, names)
     maps = _maps(host, username, canonical, local_mail)
     main_cf = {
-        "compatibility_level": "3.6",
+        "compatibility_level": str(host.get("compatibility_level") or COMPATIBILITY_LEVEL),
         "myhostname": names["myhostname"],
         "myorigin": names["myorigin"],
         "relayhost": relay["relayhost"],

@@ -23,6 +23,7 @@ from ansible_collections.smtp.relay.plugins.module_utils._allowlist.model import
 )
 from ansible_collections.smtp.relay.plugins.module_utils._checks import csv_row
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import UNSAFE_CHARACTERS
 
 
 def _value_text(value, separator=", ") -> str:
@@ -70,7 +71,17 @@ _MD_SPECIAL = re.compile(r"([\\|*_`\[\]<>])")
 
 
 def _md(value) -> str:
-    return _MD_SPECIAL.sub(r"\\\1", _value_text(value))
+    """Markdown for a value that stays in its table cell or heading, in every Markdown rendering.
+
+    Markup characters are escaped; a line break or control character (it would end the row or heading and turn the
+    rest into free text) is written as a visible escape, ``\\n``. Neutralised rather than refused, as the CSV writer
+    neutralises formulas: the fleet file still lists every host, and the reader sees what the value held.
+    """
+    return UNSAFE_CHARACTERS.sub(_visible, _MD_SPECIAL.sub(r"\\\1", _value_text(value)))
+
+
+def _visible(match) -> str:
+    return repr(match.group())[1:-1]  # "\n" -> \n, "\x1b" -> \x1b, "\u2028" -> \u2028
 
 
 def render_markdown(request) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from ansible_collections.smtp.relay.plugins.module_utils._checks import shown
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 
 # Symbolic services Postfix resolves through /etc/services for a relayhost port.
@@ -33,11 +34,19 @@ class RelayhostError(SmtpRelayError):
     """A relayhost (or one of its parts) that Postfix would not accept as meant."""
 
 
+def described(value) -> str:
+    """``repr`` for a message, cut short; repr() itself raises on an int of more than 4300 digits inside a dict."""
+    try:
+        return shown(value, 300)
+    except ValueError:
+        return f"<a {type(value).__name__} holding a huge number>"
+
+
 def _fail(value, problem: str, accepted: str = "") -> RelayhostError:
-    text = f"invalid relayhost {value!r}: {problem}"
+    text = f"invalid relayhost {described(value)}: {problem}"
     if accepted:
         text += f"; {accepted}"
-    return RelayhostError(text, value=value)
+    return RelayhostError(text, value=value if isinstance(value, str) else described(value))
 
 
 def has_unsafe_characters(value: str) -> bool:
@@ -52,6 +61,19 @@ def reject_control_characters(field: str, value: str) -> None:
             "Postfix settings must be a single line of printable text",
             field=field,
         )
+
+
+def secret_problem(value: str) -> str | None:
+    """Why a secret would not be used as given, never showing it; None when it is sound.
+
+    The one shape rule for secrets (the role's, and the key ses_smtp_password signs): a line break or outer white
+    space is a copy-and-paste or file-reading accident; Postfix, or the signature, would use another secret.
+    """
+    if has_unsafe_characters(value) or value != value.strip():
+        return "the value (hidden) has a line break, a control character or leading/trailing white space"
+    if not value.isascii() and any("\ud800" <= c <= "\udfff" for c in value):
+        return "the value (hidden) is not valid Unicode text (a lone surrogate, from undecodable bytes)"
+    return None
 
 
 def is_hostname(name: str) -> bool:
@@ -70,19 +92,26 @@ def ip_address(text: str):
 
 def parse_port(text, value=None) -> int:
     """A port as Postfix reads it: a number 1-65535 or a known service name."""
-    shown = text if value is None else value
+    shown_value = text if value is None else value
     if isinstance(text, bool):
-        raise _fail(shown, f"port {text!r} is not a number", "a port is 1-65535 or one of " + ", ".join(SERVICES))
+        raise _fail(shown_value, f"port {text!r} is not a number", "a port is 1-65535 or one of " + ", ".join(SERVICES))
     if isinstance(text, int):
         port = text
     elif isinstance(text, str) and text.isascii() and text.isdigit():
-        port = int(text)
+        digits = text.lstrip("0")  # Postfix reads "0587" as 587
+        if len(digits) > 5:  # not a port; and int() refuses text of more than 4300 digits
+            raise _fail(shown_value, f"port {shown(text)} is outside 1-65535")
+        port = int(digits or "0")
     elif isinstance(text, str) and text in SERVICES:
         return SERVICES[text]
     else:
-        raise _fail(shown, f"unknown port or service {text!r}", "use a number 1-65535 or one of " + ", ".join(SERVICES))
+        raise _fail(
+            shown_value,
+            f"unknown port or service {shown(text)}",
+            "use a number 1-65535 or one of " + ", ".join(SERVICES),
+        )
     if not 1 <= port <= 65535:
-        raise _fail(shown, f"port {port} is outside 1-65535")
+        raise _fail(shown_value, f"port {shown(port)} is outside 1-65535")
     return port
 
 
@@ -152,28 +181,30 @@ def relay_tokens(relayhost: str) -> list[str]:
 
 
 def _format_one(relay) -> str:
+    shown_relay = described(relay)
     if not isinstance(relay, dict):
-        raise RelayhostError(f"a relay must be a dict with host and port, got {relay!r}", value=repr(relay))
+        raise RelayhostError(f"a relay must be a dict with host and port, got {shown_relay}", value=shown_relay)
     unknown = set(relay) - {"host", "port", "mx_lookup", "is_ip"}
     if unknown:
-        raise RelayhostError(
-            f"unknown relay key(s) {', '.join(sorted(unknown))}; accepted: host, port, mx_lookup", value=repr(relay)
-        )
+        keys = ", ".join(sorted(described(k) for k in unknown))
+        raise RelayhostError(f"unknown relay key(s) {keys}; accepted: host, port, mx_lookup", value=shown_relay)
     host = relay.get("host")
     if not isinstance(host, str) or not host:
-        raise RelayhostError(f"relay host must be a non-empty string, got {host!r}", value=repr(relay))
+        raise RelayhostError(f"relay host must be a non-empty string, got {described(host)}", value=shown_relay)
     reject_control_characters("relay host", host)
+    mx_lookup = relay.get("mx_lookup")
+    if not isinstance(mx_lookup, bool | None):
+        # Callers turn text ("false", "no") into a boolean first, with Ansible's rules (the relayhost filter does).
+        raise RelayhostError(f"relay mx_lookup must be true or false, got {described(mx_lookup)}", value=shown_relay)
     port = relay.get("port")
-    suffix = "" if port is None else f":{parse_port(port, repr(relay))}"
+    suffix = "" if port is None else f":{parse_port(port, relay)}"
     address = ip_address(host[5:] if host.lower().startswith("ipv6:") else host)
     if address is not None:
         inner = f"ipv6:{address}" if address.version == 6 else str(address)
         return f"[{inner}]{suffix}"
     if not is_hostname(host):
-        raise RelayhostError(f"relay host {host!r} is not a valid host name or IP address", value=repr(relay))
-    if relay.get("mx_lookup", False):
-        return f"{host}{suffix}"
-    return f"[{host}]{suffix}"
+        raise RelayhostError(f"relay host {host!r} is not a valid host name or IP address", value=shown_relay)
+    return f"{host}{suffix}" if mx_lookup else f"[{host}]{suffix}"
 
 
 def format_relayhost(value) -> str:

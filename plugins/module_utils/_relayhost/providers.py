@@ -15,7 +15,9 @@ import hashlib
 import hmac
 from dataclasses import dataclass, field
 
+from ansible_collections.smtp.relay.plugins.module_utils._checks import shown
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import secret_problem
 
 
 @dataclass(frozen=True)
@@ -152,9 +154,12 @@ def ses_endpoint(region: str) -> str:
 
 
 def _check_ses_region(region) -> None:
+    if not isinstance(region, str):
+        raise SmtpRelayError(f"region must be text like eu-west-1, got {shown(region)}", field="region")
     if region not in SES_SMTP_REGIONS:
         raise SmtpRelayError(
-            f"region {region!r} has no Amazon SES SMTP endpoint; known regions: {', '.join(sorted(SES_SMTP_REGIONS))}",
+            f"region {shown(region)} has no Amazon SES SMTP endpoint; "
+            f"known regions: {', '.join(sorted(SES_SMTP_REGIONS))}",
             field="region",
         )
 
@@ -164,6 +169,10 @@ def ses_smtp_password(secret_access_key: str, region: str) -> str:
     _check_ses_region(region)
     if not isinstance(secret_access_key, str) or not secret_access_key:
         raise SmtpRelayError("the AWS secret access key must be a non-empty string", field="secret_access_key")
+    problem = secret_problem(secret_access_key)
+    if problem:
+        # The role refuses the same key in postfix_relay_ses_secret_access_key: one rule (grammar.secret_problem).
+        raise SmtpRelayError(f"the AWS secret access key: {problem}", field="secret_access_key")
 
     def sign(key: bytes, message: str) -> bytes:
         return hmac.new(key, message.encode("utf-8"), hashlib.sha256).digest()

@@ -3,8 +3,8 @@
 
 Outcome per input: accepted, and then it round-trips where the filter has an inverse (relayhost and
 parse_relayhost), or refused with an AnsibleFilterError that names the argument (the planner: whose message starts
-with the role variable's name); never another exception, never a secret in a message or a plan. Inputs that hit a
-known bug are counted apart; each bug has a strict xfail in test_filter_fuzz_findings.py.
+with the role variable's name, or names the host fact); never another exception, never a secret in a message or a
+plan. The bugs these inputs found are pinned one input each in test_filter_fuzz_findings.py.
 SMTP_RELAY_FUZZ_EXAMPLES sets the number of inputs per test (default 150); the counts tried are printed with -s.
 """
 
@@ -19,7 +19,7 @@ import unicodedata
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from ansible.module_utils.parsing.convert_bool import BOOLEANS_FALSE, BOOLEANS_TRUE
+from ansible.module_utils.parsing.convert_bool import boolean
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -30,7 +30,7 @@ from ansible_collections.smtp.relay.plugins.filter.relayhost import relayhost_fi
 from ansible_collections.smtp.relay.plugins.filter.ses_smtp_password import ses_smtp_password_filter
 from ansible_collections.smtp.relay.plugins.module_utils._allowlist.model import FIELD_NAMES
 from tests.unit.plugins.modules.fuzz_support import SECRET_HEAD, SECRET_TAIL, secret
-from tests.unit.plugins.modules.test_option_fuzz import FUZZ, _crashes_ansible_core, anything, odd_list, odd_number
+from tests.unit.plugins.modules.test_option_fuzz import FUZZ, anything, odd_list, odd_number
 from tests.unit.plugins.modules.test_option_fuzz import odd_text
 
 TRIED: dict[str, int] = {}
@@ -93,28 +93,20 @@ relay = mix(
 relays = mix(relay, st.lists(good_relay, max_size=3), st.lists(relay, max_size=3))
 
 
-def _huge_digits(value) -> bool:
-    """A port of more than 4300 digits: Python's int() refuses to convert it (grammar.parse_port lets that out)."""
-    return bool(re.search(r"[0-9]{4300}", json.dumps(value, default=str)))
-
-
 def _mx_meant(value) -> bool | None:
     """What mx_lookup means to Ansible (and to the role's planner); None for what is not a boolean."""
-    if isinstance(value, bool) or value is None:
-        return bool(value)
-    text = str(value).lower() if isinstance(value, str | int) else None
-    return True if text in BOOLEANS_TRUE else False if text in BOOLEANS_FALSE else None
+    if value is None:
+        return False
+    try:
+        return boolean(value, strict=True)
+    except TypeError:
+        return None
 
 
 @FUZZ
 @given(value=relays)
 def test_relayhost_round_trips_through_parse_relayhost(value):
-    try:
-        text, message = _refusal(lambda: relayhost_filter(value))
-    except ValueError:
-        assert _huge_digits(value), value  # test_port_of_4300_digits_is_refused
-        _count("relayhost", "known bug: traceback")
-        return
+    text, message = _refusal(lambda: relayhost_filter(value))
     if message is not None:
         _count("relayhost", "refused")
         assert any(word in message for word in ("relay", "host", "port", "mx_lookup")), message
@@ -123,15 +115,13 @@ def test_relayhost_round_trips_through_parse_relayhost(value):
     assert parse_relayhost_filter(relayhost_filter(parsed)) == parsed, (value, text)
     given_relays = value if isinstance(value, list) else [value]
     assert len(parsed) == len(given_relays)
-    outcome = "accepted"
+    _count("relayhost", "accepted")
     for wanted, got in zip(given_relays, parsed, strict=True):
-        mx = wanted.get("mx_lookup")
-        if not isinstance(mx, bool | None) and not got["is_ip"] and got["mx_lookup"] != _mx_meant(mx):
-            outcome = "known bug: mx_lookup text"  # test_relayhost_mx_lookup_text_means_what_it_says
-        elif not got["is_ip"]:
-            assert got["mx_lookup"] is bool(mx), (wanted, text)
+        # Only booleans Ansible's way get through: "false" and "no" mean false (test_relayhost_mx_lookup_*).
+        assert _mx_meant(wanted.get("mx_lookup")) is not None, (wanted, text)
+        if not got["is_ip"]:
+            assert got["mx_lookup"] is _mx_meant(wanted.get("mx_lookup")), (wanted, text)
         assert got["host"].lower() == wanted["host"].lower().removeprefix("ipv6:") or got["is_ip"], (wanted, got)
-    _count("relayhost", outcome)
 
 
 RELAYHOSTS = "[relay.example.org]:587|relay.example.org|[ipv6:::1]:25, b.example||, |[a:587]|a.example:smtp|[1.2.3.4]"
@@ -151,12 +141,7 @@ relayhost_text = mix(
 @FUZZ
 @given(value=relayhost_text)
 def test_parse_relayhost_round_trips_through_relayhost(value):
-    try:
-        parsed, message = _refusal(lambda: parse_relayhost_filter(value))
-    except ValueError:
-        assert _huge_digits(value), value  # test_port_of_4300_digits_is_refused
-        _count("parse_relayhost", "known bug: traceback")
-        return
+    parsed, message = _refusal(lambda: parse_relayhost_filter(value))
     if message is not None:
         _count("parse_relayhost", "refused")
         assert "relayhost" in message, message
@@ -185,13 +170,7 @@ REGIONS = ["eu-west-1", "us-east-1", "EU-WEST-1", "mars-1", "", " eu-west-1", "e
     region=mix(st.sampled_from(REGIONS[:2]), st.sampled_from(REGIONS), odd_text),
 )
 def test_ses_smtp_password(key, region):
-    try:
-        password, message = _refusal(lambda: ses_smtp_password_filter(key, region))
-    except (UnicodeEncodeError, TypeError):
-        # A key that is not UTF-8 (a lone surrogate), a region that is not hashable (test_ses_*_not_text_*).
-        assert (isinstance(key, str) and not _utf8(key)) or not isinstance(region, str | int | float | None)
-        _count("ses_smtp_password", "known bug: traceback")
-        return
+    password, message = _refusal(lambda: ses_smtp_password_filter(key, region))
     if message is not None:
         _count("ses_smtp_password", "refused")
         assert "region" in message or "secret access key" in message, message
@@ -200,8 +179,9 @@ def test_ses_smtp_password(key, region):
     raw = base64.b64decode(password, validate=True)
     assert len(password) == 44 and raw[0] == 4 and len(raw) == 33
     assert ses_smtp_password_filter(key, region) == password
-    known = isinstance(key, str) and (key != key.strip() or _line_breaking(key))
-    _count("ses_smtp_password", "known bug: key with white space accepted" if known else "accepted")
+    # The planner's rule for postfix_relay_ses_secret_access_key (test_ses_key_with_white_space_is_refused).
+    assert key == key.strip() and not _line_breaking(key) and _utf8(key), "key with white space accepted"
+    _count("ses_smtp_password", "accepted")
 
 
 # -- allowlist fleet filters ----------------------------------------------------------------------------------
@@ -260,11 +240,9 @@ def test_allowlist_fleet_markdown(value, title):
         return
     given_requests = value if isinstance(value, list) else [value]
     lines = text.split("\n")
-    if len(lines) != 5 + len(given_requests) or _line_breaking(text.replace("\n", "")):
-        # A value (or the title) with a line break breaks the table (test_fleet_markdown_values_stay_in_their_row).
-        _count("allowlist_fleet_markdown", "known bug: line break in a value")
-        return
     _count("allowlist_fleet_markdown", "accepted")
+    # A line break of a value (or the title) is neutralised (test_fleet_markdown_values_stay_in_their_row).
+    assert len(lines) == 5 + len(given_requests) and not _line_breaking(text.replace("\n", "")), text
     assert lines[0].startswith("# ") and lines[1] == "" and lines[-1] == ""
     assert all(line.startswith("| ") and line.endswith(" |") for line in lines[4:-1]), text
 
@@ -319,11 +297,13 @@ host_facts = mix(
 )
 
 
-def _int_crash(variables: dict) -> bool:
-    """An int variable Ansible's own conversion crashes on (inf, 4300+ digits): test_planner_int_overflow_*."""
-    ints = [v for n, v in variables.items() if SPEC.get(n, {}).get("type") == "int"]
-    ints += [b.get("port") for b in variables.get("postfix_relay_backup_hosts") or [] if isinstance(b, dict)]
-    return any(_crashes_ansible_core(v) for v in ints)
+def _bad_facts(host: dict) -> list[str]:
+    """The host facts main.cf would hold as they are that are not one line of text."""
+    return [
+        name
+        for name in ("ca_bundle", "config_dir", "map_type")
+        if host.get(name) is not None and (not isinstance(host[name], str) or _line_breaking(host[name]))
+    ]
 
 
 @FUZZ
@@ -333,33 +313,21 @@ def test_planner_with_generated_role_variables(data):
     variables = {"postfix_relay_host": "relay.example.org"}
     variables.update({name: data.draw(VARIABLES[name], label=name) for name in sorted(names)})
     host = data.draw(host_facts, label="host")
-    try:
-        plan, message = _refusal(lambda: relay_settings(variables, host=host))
-    except (OverflowError, ValueError):
-        assert _int_crash(variables), variables
-        _count("planner", "known bug: traceback")
-        return
+    plan, message = _refusal(lambda: relay_settings(variables, host=host))
     if message is not None:
         assert not _leaks(message), message
-        if message.startswith("postfix_"):
-            _count("planner", "refused")
-        else:
-            # Ansible's own validation names the variable inside its sentence (test_planner_refusal_starts_with_*).
-            assert "postfix_" in message, message
-            _count("planner", "known bug: refusal not starting with the variable")
+        # Named first: the variable (Ansible's own validation included: test_planner_refusal_starts_with_*) or the
+        # host fact (test_planner_host_facts_with_a_line_break_are_refused).
+        named = re.match(r"(postfix_[a-z_]+)|host fact ([a-z_]+):", message)
+        assert named and (named[1] in SPEC or named[2] in _bad_facts(host)), message
+        _count("planner", "refused")
         return
     assert not _leaks(json.dumps(plan, default=str)), plan
-    outcome = "accepted"
+    assert not _bad_facts(host), host
     for parameter, value in plan["main_cf"].items():
         assert value is None or isinstance(value, str), (parameter, value)
-        if value and _line_breaking(value):
-            # Host facts reach main.cf unchecked (test_planner_host_facts_with_a_line_break_are_refused).
-            assert any(isinstance(f, str) and _line_breaking(f) and f in value for f in host.values()), (
-                parameter,
-                value,
-            )
-            outcome = "known bug: host fact with a control character in main.cf"
-    _count("planner", outcome)
+        assert not (value and _line_breaking(value)), (parameter, value)
+    _count("planner", "accepted")
     relays = parse_relayhost_filter(plan["main_cf"]["relayhost"])
     assert plan["main_cf"]["relayhost"] == plan["relayhost"] and relays, plan["relayhost"]
     extra = variables.get("postfix_main_cf")

@@ -36,6 +36,16 @@ def test_format_through_templar():
     assert got == "[relay.example.org]:587"
 
 
+@pytest.mark.parametrize(
+    ("mx_lookup", "expected"),
+    [("yes", "relay.example.org:587"), ("On", "relay.example.org:587"), (1, "relay.example.org:587"),
+     ("no", "[relay.example.org]:587"), ("false", "[relay.example.org]:587"), (0, "[relay.example.org]:587")],
+)  # fmt: skip
+def test_format_reads_mx_lookup_as_ansible_reads_a_boolean(mx_lookup, expected):
+    relays = [{"host": "relay.example.org", "port": 587, "mx_lookup": mx_lookup}] * 2
+    assert render("{{ value | smtp.relay.relayhost }}", value=relays) == f"{expected}, {expected}"
+
+
 def test_ses_password_through_templar():
     got = render(
         "{{ secret | smtp.relay.ses_smtp_password('eu-west-1') }}", secret="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"

@@ -604,6 +604,14 @@ def test_every_csv_cell_goes_through_the_shared_neutraliser(value):
     assert rows[1][0] == "h1.example.test"  # harmless values are left alone
 
 
+@pytest.mark.parametrize("brk", ["\n", "\r", "\x1b", "\x85", "\u2028", "\u2029"])
+def test_fleet_markdown_shows_a_line_break_as_an_escape_in_its_cell(brk):
+    md = render_fleet_markdown([{**REQUEST, "team": f"Ops{brk}| forged | row |"}], f"Fleet{brk}# more")
+    lines = md.split("\n")
+    assert len(lines) == 6 and lines[0] == f"# Fleet{repr(brk)[1:-1]}# more"
+    assert f"| Ops{repr(brk)[1:-1]}\\| forged \\| row \\| |" in lines[4]
+
+
 def test_fleet_renderings_refuse_world_granting_addresses():
     for field, value in (("ipv4", ["0.0.0.0/0"]), ("ipv6", ["::/0"]), ("ipv6", ["::ffff:127.0.0.1"]), ("ipv4", "x")):
         with pytest.raises(SmtpRelayError) as e:

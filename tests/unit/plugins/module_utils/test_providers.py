@@ -132,6 +132,30 @@ def test_ses_empty_secret_refused_without_echo():
     assert "details" not in info.value.msg
 
 
+@pytest.mark.parametrize(
+    "secret",
+    [
+        EXAMPLE_SECRET + "\n",
+        " " + EXAMPLE_SECRET,
+        EXAMPLE_SECRET[:20] + "\n" + EXAMPLE_SECRET[20:],
+        EXAMPLE_SECRET + "\udcff",
+    ],
+)
+def test_ses_secret_of_the_wrong_shape_refused_without_echo(secret):
+    """The planner's rule for postfix_relay_ses_secret_access_key: a key read from a file with its newline would
+    sign another password than the one the key has in AWS."""
+    with pytest.raises(SmtpRelayError, match="secret access key") as info:
+        ses_smtp_password(secret, "eu-west-1")
+    assert EXAMPLE_SECRET[:20] not in info.value.msg and EXAMPLE_SECRET[20:] not in info.value.msg
+
+
+@pytest.mark.parametrize("region", [["eu-west-1"], None, 5, {"eu-west-1": 1}])
+def test_ses_region_that_is_not_text_refused(region):
+    with pytest.raises(SmtpRelayError, match="region must be text") as info:
+        ses_smtp_password(EXAMPLE_SECRET, region)
+    assert info.value.details == {"field": "region"}
+
+
 def test_ses_endpoint():
     assert ses_endpoint("eu-west-1") == "email-smtp.eu-west-1.amazonaws.com"
     assert {"us-east-1", "eu-west-1"} <= _providers.SES_SMTP_REGIONS

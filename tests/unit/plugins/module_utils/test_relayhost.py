@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import (
     RelayhostError,
     format_relayhost,
+    secret_problem,
     implied_tls,
     parse_relayhost,
 )
@@ -125,6 +126,11 @@ def test_format_valid(relay, expected):
         ({"port": 587}, "non-empty string"),
         ({"host": "relay.example.org", "prot": 587}, "unknown relay key"),
         ("relay.example.org", "must be a dict"),
+        # Text is the caller's to read as a boolean (the relayhost filter does, Ansible's way): never Python's truth.
+        ({"host": "relay.example.org", "mx_lookup": "false"}, "mx_lookup must be true or false"),
+        ({"host": "relay.example.org", "mx_lookup": 1}, "mx_lookup must be true or false"),
+        ({"host": "relay.example.org", "port": "9" * 4301}, "is outside 1-65535"),
+        ({"host": "relay.example.org", "port": 10**5000}, "is outside 1-65535"),
     ],
 )
 def test_format_invalid(relay, fragment):
@@ -179,3 +185,26 @@ def test_a_host_name_never_ends_or_hides_a_line_break(name):
     from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import is_hostname
 
     assert is_hostname(name) is False
+
+
+@pytest.mark.parametrize(
+    ("text", "port"), [("[a.example.org]:" + "0" * 5000 + "587", 587), ("[a.example.org]:0" + "9" * 4400, None)]
+)
+def test_a_port_of_thousands_of_digits_is_read_or_refused_not_crashed_on(text, port):
+    """int() refuses text of more than 4300 digits: leading zeros are Postfix's "0587", anything else is too big."""
+    if port:
+        assert parse_relayhost(text)[0]["port"] == port
+        return
+    with pytest.raises(SmtpRelayError) as info:
+        parse_relayhost(text)
+    assert "is outside 1-65535" in info.value.msg and len(info.value.msg) < 500
+
+
+@pytest.mark.parametrize("secret", ["key\n", " key", "key\t", "k\u2028ey", "key\udcff"])
+def test_secret_problem_names_the_problem_never_the_secret(secret):
+    problem = secret_problem(secret)
+    assert problem and "key" not in problem and "hidden" in problem
+
+
+def test_a_sound_secret_has_no_problem():
+    assert secret_problem("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY+é") is None
