@@ -36,6 +36,10 @@ except ImportError:  # pragma: no cover - depends on the host
     selinux = None
 
 DEFAULT_MODE = 0o644
+# What Linux takes in a path before looking at any file: each name at most NAME_MAX bytes, the whole path less than
+# PATH_MAX bytes, and no NUL (open() raises ValueError for one, ENAMETOOLONG for the others).
+NAME_MAX = 255
+PATH_MAX = 4096
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,21 @@ def _give(path: str, fd: int, wanted: Identity) -> None:
     os.fchmod(fd, wanted.mode)
     if wanted.context is not None and selinux.lsetfilecon(path, wanted.context) != 0:
         raise OSError(f"cannot give {path} the SELinux context {wanted.context}")
+
+
+def path_problem(path: str) -> str | None:
+    """Why the system refuses ``path`` whatever the files are (so callers can name the option that gave it)."""
+    try:
+        raw = os.fsencode(path)
+    except (TypeError, UnicodeError):
+        return "is not a path the file system can take"
+    if b"\0" in raw:
+        return "contains a NUL character"
+    if len(raw) >= PATH_MAX:
+        return f"is longer than {PATH_MAX - 1} bytes"
+    if any(len(name) > NAME_MAX for name in raw.split(b"/")):
+        return f"has a name longer than {NAME_MAX} bytes"
+    return None
 
 
 def fsync_dir(directory: str) -> None:

@@ -115,14 +115,22 @@ diff:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.validation import check_type_dict
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import apply, is_secret_name
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import apply
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import PostconfRunner
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.secrets import hiding, setting_secrets
+
+
+def _secrets(raw: dict) -> set[str]:
+    return setting_secrets(raw.get("settings"), check_type_dict)
 
 
 def main():
-    module = AnsibleModule(
+    # The values of secret-named parameters are hidden from every output, Ansible's own refusals included
+    # (module_utils/_postfix/secrets.py says how).
+    module = hiding(AnsibleModule, _secrets)(
         argument_spec={
             "settings": {"type": "dict", "required": True},
             "config_dir": {"type": "path", "default": "/etc/postfix"},
@@ -131,8 +139,6 @@ def main():
         supports_check_mode=True,
     )
     settings = module.params["settings"]
-    # Ansible then hides these values anywhere in the result, whatever path they take.
-    module.no_log_values.update(str(v) for n, v in settings.items() if v not in (None, "") and is_secret_name(n))
     runner = PostconfRunner.for_module(module)
     try:
         result = apply(

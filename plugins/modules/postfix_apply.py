@@ -20,7 +20,10 @@ description:
     without O(packages).
   - Where the package left no C(main.cf) (Debian's C(No configuration) install), an empty one is created first,
     because Postfix's tools refuse to work without it.
-  - Values of O(secret_maps) never appear in the output or the diff; their tables are mode V(0600).
+  - Every input is checked before anything is written (every table, the mail name, and main.cf, validated by
+    C(postconf) in a staging copy), so a refused input leaves the host as it was.
+  - Values of O(secret_maps), and of O(main_cf) parameters whose name marks them as secret, never appear in the
+    output or the diff; the tables of O(secret_maps) are mode V(0600).
   - One run at a time per host. While it writes, the module holds an exclusive lock on
     C(/run/lock/smtp-relay-postfix-<config_dir>.lock). A second run against the same host waits for it, so the
     host ends with one run's complete set of files, never a mix of two runs. It fails, saying so, after
@@ -44,7 +47,10 @@ options:
     type: dict
     required: true
   maps:
-    description: Lookup tables to write under O(config_dir), each C({name, entries, state}).
+    description:
+      - Lookup tables to write under O(config_dir), each C({name, entries, state}) (C(state) V(present) or V(absent),
+        default V(present)).
+      - Other keys, and a table given twice (here or in O(secret_maps)), are refused.
     type: list
     elements: dict
     default: []
@@ -58,10 +64,12 @@ options:
     type: str
     choices: [hash, btree, lmdb, cdb, texthash]
   mailname_file:
-    description: Path of the mail name file to write (C(/etc/mailname) on Debian). Nothing is written without it.
+    description:
+      - Absolute path of the mail name file to write (C(/etc/mailname) on Debian), in a directory that exists.
+        Nothing is written without it.
     type: path
   mailname:
-    description: Content of O(mailname_file), one domain.
+    description: Content of O(mailname_file), one host name such as V(example.org); anything else is refused.
     type: str
   service:
     description: Service to enable and start (reload or restart after a main.cf change). Empty, none.
@@ -125,20 +133,30 @@ diff:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.validation import check_type_dict, check_type_list
 
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.apply import apply_plan
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.maps import MAP_TYPES
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import PostconfRunner
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.secrets import hiding, setting_secrets, table_secrets
+
+
+def _secrets(raw: dict) -> set[str]:
+    return setting_secrets(raw.get("main_cf"), check_type_dict) | table_secrets(
+        raw.get("secret_maps"), check_type_dict, check_type_list
+    )
 
 
 def main():
-    module = AnsibleModule(
+    # The values of secret_maps and of secret-named main_cf parameters are hidden from every output, Ansible's own
+    # refusals included (module_utils/_postfix/secrets.py says how).
+    module = hiding(AnsibleModule, _secrets)(
         argument_spec={
             "main_cf": {"type": "dict", "required": True},
             "maps": {"type": "list", "elements": "dict", "default": []},
-            # Only the entries' values are secret: they are added to no_log_values below, which masks them in every
-            # output (a no_log option would mask every word in it, the table names and states included).
+            # Only the entries' values are secret (a no_log option would hide every word in it, the table names and
+            # states included).
             "secret_maps": {"type": "list", "elements": "dict", "default": [], "no_log": False},
             "map_type": {"type": "str", "choices": list(MAP_TYPES)},
             "mailname_file": {"type": "path"},
@@ -150,8 +168,6 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    for table in params["secret_maps"]:
-        module.no_log_values.update(str(v) for v in (table.get("entries") or {}).values() if v not in (None, ""))
     try:
         result = apply_plan(
             PostconfRunner.for_module(module),

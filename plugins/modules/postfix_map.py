@@ -58,7 +58,8 @@ options:
     description:
       - The table holds credentials (such as C(sasl_passwd)). Files become mode V(0600), owned by root, and
         values are masked in the diff and the result.
-      - Also set C(no_log) on the task so that the values do not show in its invocation.
+      - The values never appear in the module's output, the echo of its arguments included. Also set C(no_log) on
+        the task so that the controller does not show them either (in a loop's item label, for example).
     type: bool
     default: false
   config_dir:
@@ -127,14 +128,22 @@ diff:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.validation import check_type_dict
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.maps import MAP_TYPES, ensure_map
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import PostconfRunner
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.secrets import entry_secrets, flagged, hiding
+
+
+def _secrets(raw: dict) -> set[str]:
+    return entry_secrets(raw.get("entries"), check_type_dict) if flagged(raw.get("secret")) else set()
 
 
 def main():
-    module = AnsibleModule(
+    # A secret table's values are hidden from every output, Ansible's own refusals included
+    # (module_utils/_postfix/secrets.py says how).
+    module = hiding(AnsibleModule, _secrets)(
         argument_spec={
             "name": {"type": "str"},
             "path": {"type": "path"},
@@ -148,12 +157,10 @@ def main():
         required_one_of=[("name", "path")],
         required_if=[("state", "present", ("entries",))],
         supports_check_mode=True,
-        # Entries may be credentials, and whether they are is only known once the arguments are parsed.
+        # Not logged to the journal by default (the controller's no_log setting decides in the end).
         no_log=True,
     )
     params = module.params
-    if params["secret"]:
-        module.no_log_values.update(str(v) for v in (params["entries"] or {}).values() if v not in (None, ""))
     runner = PostconfRunner.for_module(module)
     try:
         result = ensure_map(

@@ -111,11 +111,12 @@ options:
     description:
       - main.cf parameters to check INSTEAD of reading the host (name to value; V(null) means the default). Missing
         parameters take Postfix's defaults.
+      - Values of parameters whose name marks them as secret (such as C(relay_api_key)) never appear in the output.
     type: dict
   sasl_keys:
     description:
       - Keys of the SASL password map to check against the relayhost (never the passwords). Default is the keys of
-        the host's C(smtp_sasl_password_maps) source files.
+        the host's C(smtp_sasl_password_maps) source files. An empty key is refused.
     type: list
     elements: str
   nameservers:
@@ -324,14 +325,22 @@ queue_id:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.validation import check_type_dict
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import ReadOnlyRunner
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.secrets import hiding, setting_secrets
 from ansible_collections.smtp.relay.plugins.module_utils._probe.relay_check import DEFAULT_TIMEOUT, relay_check
 
 
+def _secrets(raw: dict) -> set[str]:
+    return setting_secrets(raw.get("settings"), check_type_dict)
+
+
 def main():
-    module = AnsibleModule(
+    # The values of secret-named parameters in settings are hidden from every output, as postconf hides them
+    # (module_utils/_postfix/secrets.py says how); password is a no_log option.
+    module = hiding(AnsibleModule, _secrets)(
         argument_spec={
             "relayhost": {"type": "str"},
             "tls": {"type": "str", "choices": ["starttls", "implicit", "none"]},

@@ -12,18 +12,22 @@ when this call reports packages missing.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
+from collections.abc import Mapping
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._files import exclusive_lock, write_atomically
-from ansible_collections.smtp.relay.plugins.module_utils._postfix.maps import ensure_map
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.maps import check_path, plan_map
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import (
-    apply,
+    Planned,
     encode_text,
+    plan_main_cf,
     printable,
     read_text,
 )
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import is_hostname
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import DEFAULT_CONFIG_DIR, PostconfRunner
 
 SYSTEMD_RUNTIME = "/run/systemd/system"
@@ -77,16 +81,6 @@ class Service:
             self.runner.run("postfix", [action])
 
 
-def _mailname(path: str, content: str, check_mode: bool) -> dict | None:
-    current = read_text(path)
-    wanted = content.rstrip("\n") + "\n"
-    if current == wanted:
-        return None
-    if not check_mode:
-        write_atomically(path, encode_text(wanted))
-    return {"before_header": path, "after_header": path, "before": printable(current or ""), "after": wanted}
-
-
 def apply_plan(
     runner: PostconfRunner,
     *,
@@ -112,46 +106,120 @@ def apply_plan(
     if missing:
         return result
 
+    check_path("config_dir", config_dir)
     with one_run_at_a_time(config_dir, check_mode):
+        # Every step is checked and planned before the first write, so that a refusal leaves the host as it was:
+        # main.cf too, postconf's staged validation included (postconf -n does not open the tables, so it judges
+        # the same main.cf before they are written as after).
+        steps = _plan_tables(runner, {"maps": maps, "secret_maps": secret_maps}, map_type, config_dir, check_mode)
+        if mailname is not None:
+            checked = _checked_mailname(mailname)
+            if mailname_file:
+                steps.append((mailname_file, _plan_mailname(mailname_file, checked, check_mode)))
+        configured = plan_main_cf(runner, main_cf, config_dir=config_dir, check_mode=check_mode)
+        steps.append(("main.cf", configured))
+
+        # What can still fail from here is the host, not the input: postmap building an index, a full disk, a
+        # service that does not start. The run then fails saying what failed; the files written before stay
+        # written, each one whole (tables first, so that main.cf never names a table not built yet), and the ones
+        # after, main.cf last, are as they were: Postfix runs on the old main.cf with the new tables until the next
+        # run, which compares each file with what is there and finishes the job.
         if not check_mode:
             _main_cf_present(config_dir)
-
-        for entry, secret in [*((m, False) for m in maps), *((m, True) for m in secret_maps)]:
-            done = ensure_map(
-                runner,
-                entries=entry.get("entries") or {},
-                name=entry["name"],
-                map_type=map_type,
-                secret=secret,
-                config_dir=config_dir,
-                state=entry.get("state") or "present",
-                check_mode=check_mode,
-            )
-            result["warnings"].extend(done.pop("warnings", []))
-            if done["changed"]:
-                result["changed_parts"].append(entry["name"])
-                result["diff"].append(done["diff"])
-
-        if mailname_file and mailname is not None:
-            diff = _mailname(mailname_file, mailname, check_mode)
-            if diff:
-                result["changed_parts"].append(mailname_file)
-                result["diff"].append(diff)
-
-        configured = apply(runner, main_cf, config_dir=config_dir, check_mode=check_mode)
-        result["warnings"].extend(configured.pop("warnings", []))
-        result["main_cf"] = {k: configured[k] for k in ("changed_parameters", "restart_required")}
-        if configured["changed"]:
-            result["changed_parts"].append("main.cf")
-            result["diff"].append(configured["diff"])
+        for part, planned in steps:
+            if planned.write is not None:
+                planned.write()
+            result["warnings"].extend(planned.result.pop("warnings", []))
+            if planned.result["changed"]:
+                result["changed_parts"].append(part)
+                result["diff"].append(planned.result["diff"])
+        result["main_cf"] = {k: configured.result[k] for k in ("changed_parameters", "restart_required")}
 
         if service:
             result["service"] = _service(
-                Service(runner, service, systemd), configured, check_mode, installed=runner.installed()
+                Service(runner, service, systemd), configured.result, check_mode, installed=runner.installed()
             )
             result["changed_parts"].extend(f"service {action}" for action in result["service"]["actions"])
     result["changed"] = bool(result["changed_parts"])
     return result
+
+
+TABLE_KEYS = ("name", "entries", "state")
+
+
+def _plan_tables(runner, given: dict, map_type, config_dir, check_mode) -> list[tuple[str, Planned]]:
+    """(table name, planned table) for every table of ``maps`` and ``secret_maps`` (``given``), each table's options
+    named in messages as ``maps[0].name``."""
+    steps: list[tuple[str, Planned]] = []
+    seen: dict[str, str] = {}
+    for option, tables in given.items():
+        secret = option == "secret_maps"
+        if not isinstance(tables, (list, tuple)):
+            raise SmtpRelayError(f"{option} must be a list of tables, got {type(tables).__name__}", field=option)
+        for index, table in enumerate(tables):
+            where = f"{option}[{index}]"
+            _check_table(where, table)
+            planned = plan_map(
+                runner,
+                entries=table.get("entries") or {},
+                name=table["name"],
+                map_type=map_type,
+                secret=secret,
+                config_dir=config_dir,
+                state=table.get("state") or "present",
+                check_mode=check_mode,
+                where=f"{where}.",
+            )
+            # Both would be written, the second over the first: which one the host ends with is not for us to guess.
+            path = planned.result["path"]
+            if path in seen:
+                raise SmtpRelayError(f"{where}.name: {seen[path]} is the same table; give each table once", field=where)
+            seen[path] = where
+            steps.append((table["name"], planned))
+    return steps
+
+
+def _check_table(where: str, table) -> None:
+    if not isinstance(table, Mapping):
+        raise SmtpRelayError(
+            f"{where} must be a mapping of {', '.join(TABLE_KEYS)}, got {type(table).__name__}", field=where
+        )
+    unknown = sorted(str(k) for k in table if k not in TABLE_KEYS)
+    if unknown:
+        raise SmtpRelayError(
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; a table has {', '.join(TABLE_KEYS)}", field=where
+        )
+    if "name" not in table:
+        raise SmtpRelayError(f"{where}.name is required: the table's file name under config_dir", field=where)
+
+
+def _checked_mailname(mailname) -> str:
+    """One host name, as /etc/mailname holds (a final newline is allowed, and written anyway)."""
+    name = mailname.rstrip("\n") if isinstance(mailname, str) else mailname
+    if not isinstance(name, str) or not is_hostname(name):
+        raise SmtpRelayError(
+            f"mailname {mailname!r} is not one host name; the mail name file holds one, such as example.org",
+            field="mailname",
+        )
+    return name
+
+
+def _plan_mailname(path: str, name: str, check_mode: bool) -> Planned:
+    check_path("mailname_file", path)
+    if not os.path.isabs(path) or not os.path.isdir(os.path.dirname(path)):
+        raise SmtpRelayError(
+            f"mailname_file {path!r} must be an absolute path in a directory that exists", field="mailname_file"
+        )
+    try:
+        current = read_text(path)
+    except SmtpRelayError as e:
+        raise SmtpRelayError(f"mailname_file: {e.msg}", field="mailname_file") from None
+    wanted = name + "\n"
+    diff = {"before_header": path, "after_header": path, "before": printable(current or ""), "after": wanted}
+    result = {"changed": current != wanted, "diff": diff}
+    if check_mode or current == wanted:
+        return Planned(result)
+    return Planned(result, lambda: write_atomically(path, encode_text(wanted)))
 
 
 @contextlib.contextmanager
@@ -170,7 +238,11 @@ def one_run_at_a_time(config_dir: str, check_mode: bool):
 
 def lock_name(config_dir: str) -> str:
     """One lock per Postfix instance (its configuration directory), e.g. ``smtp-relay-postfix-etc-postfix``."""
-    return "smtp-relay-postfix" + re.sub(r"[^A-Za-z0-9]+", "-", config_dir).rstrip("-")
+    name = "smtp-relay-postfix" + re.sub(r"[^A-Za-z0-9]+", "-", config_dir).rstrip("-")
+    if len(name) <= 200:
+        return name
+    # A file name has at most 255 bytes: a long directory is told apart by its digest.
+    return name[:150] + "-" + hashlib.sha256(os.fsencode(config_dir)).hexdigest()[:16]
 
 
 def _main_cf_present(config_dir: str) -> None:

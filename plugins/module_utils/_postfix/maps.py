@@ -10,10 +10,16 @@ import re
 from collections.abc import Mapping
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._files import move_atomically, unlink_quietly, write_atomically
+from ansible_collections.smtp.relay.plugins.module_utils._files import (
+    move_atomically,
+    path_problem,
+    unlink_quietly,
+    write_atomically,
+)
 from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import has_unsafe_characters
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import (
     MASK,
+    Planned,
     encode_text,
     printable,
     read_text,
@@ -46,31 +52,31 @@ def map_reference(path: str, map_type: str) -> str:
     return f"{map_type}:{path}"
 
 
-def validate_entries(entries: Mapping[str, object], secret: bool = False) -> dict[str, str]:
-    """Refuse what postmap would misread; messages name the key and never a secret value."""
+def validate_entries(entries: Mapping[str, object], secret: bool = False, field: str = "entries") -> dict[str, str]:
+    """Refuse what postmap would misread; messages name the option (``field``) and the key, never a secret value."""
     if not isinstance(entries, Mapping):
-        raise SmtpRelayError(f"entries must be a mapping of key to value, got {type(entries).__name__}")
+        raise SmtpRelayError(f"{field} must be a mapping of key to value, got {type(entries).__name__}", field=field)
     result: dict[str, str] = {}
     folded: dict[str, str] = {}
     for key, value in entries.items():
         if not isinstance(key, str) or not key:
-            raise SmtpRelayError(f"entries: key {key!r} must be a non-empty string", key=str(key))
+            raise SmtpRelayError(f"{field}: key {key!r} must be a non-empty string", key=str(key))
         if _WHITESPACE.search(key) or has_unsafe_characters(key) or key.startswith("#"):
             raise SmtpRelayError(
-                f"entries: key {key!r} contains whitespace or a control character, or starts with '#'; "
+                f"{field}: key {key!r} contains whitespace or a control character, or starts with '#'; "
                 "a lookup key is one word",
                 key=key,
             )
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise SmtpRelayError(
-                f"entries.{key}: the value must be a string or a number, got {type(value).__name__}", key=key
+                f"{field}.{key}: the value must be a string or a number, got {type(value).__name__}", key=key
             )
         text = str(value)
         shown = MASK if secret else repr(text)
         # postmap trims the value and would silently store a different password than the one given.
         if not text or has_unsafe_characters(text) or text != text.strip():
             raise SmtpRelayError(
-                f"entries.{key}: value {shown} is empty, has leading/trailing whitespace or contains a newline or "
+                f"{field}.{key}: value {shown} is empty, has leading/trailing whitespace or contains a newline or "
                 "control character; a lookup value is one non-empty line (inner spaces are allowed)",
                 key=key,
             )
@@ -78,7 +84,7 @@ def validate_entries(entries: Mapping[str, object], secret: bool = False) -> dic
         other = folded.setdefault(key.lower(), key)
         if other != key:
             raise SmtpRelayError(
-                f"entries: keys {other!r} and {key!r} differ only in case; postmap folds them", key=key
+                f"{field}: keys {other!r} and {key!r} differ only in case; postmap folds them", key=key
             )
         result[key] = text
     return result
@@ -132,14 +138,32 @@ def resolve_type(runner: PostconfRunner, config_dir: str, map_type: str | None) 
     return map_type
 
 
-def resolve_path(name: str | None, path: str | None, config_dir: str) -> str:
+def check_path(field: str, value: str) -> str:
+    """``value`` when the system can take it as a path (or a file name), else SmtpRelayError naming ``field``."""
+    problem = path_problem(value)
+    if problem:
+        shown = value if len(value) <= 60 else value[:40] + "..." + value[-12:]
+        raise SmtpRelayError(f"{field} {problem}: {shown!r}", field=field)
+    return value
+
+
+def resolve_path(name: str | None, path: str | None, config_dir: str, field: str = "name") -> str:
+    """The table's source file: ``path``, else ``name`` (the option ``field``) under ``config_dir``."""
+    check_path("config_dir", config_dir)
     if path:
         if not os.path.isabs(path):
             raise SmtpRelayError(f"path {path!r} must be absolute", path=path)
-        return path
-    if not name or "/" in name or name in (".", "..") or _WHITESPACE.search(name) or has_unsafe_characters(name):
-        raise SmtpRelayError(f"name {name!r} must be a plain file name under config_dir", name=str(name))
-    return os.path.join(config_dir, name)
+        return check_path("path", path)
+    if (
+        not isinstance(name, str)
+        or not name
+        or "/" in name
+        or name in (".", "..")
+        or _WHITESPACE.search(name)
+        or has_unsafe_characters(name)
+    ):
+        raise SmtpRelayError(f"{field} {name!r} must be a plain file name under config_dir", field=field)
+    return os.path.join(config_dir, check_path(field, name))
 
 
 def _build(
@@ -229,16 +253,17 @@ def _predict_fresh(path: str, wanted: dict, map_type: str | None, secret: bool, 
     }
 
 
-def _remove(path: str, check_mode: bool) -> bool:
-    candidates = [path, *sorted({path + s for s in INDEX_SUFFIX.values() if s})]
-    existing = [p for p in candidates if os.path.exists(p)]
-    if not check_mode:
-        for p in existing:
-            os.unlink(p)
-    return bool(existing)
+def _removed(path: str) -> list[str]:
+    """The files state=absent removes: the source and every indexed file next to it."""
+    return [path, *sorted({path + s for s in INDEX_SUFFIX.values() if s})]
 
 
-def ensure_map(
+def _remove(path: str) -> None:
+    for candidate in _removed(path):
+        unlink_quietly(candidate)
+
+
+def plan_map(
     runner: PostconfRunner,
     *,
     entries: Mapping[str, object] | None = None,
@@ -249,28 +274,38 @@ def ensure_map(
     config_dir: str = DEFAULT_CONFIG_DIR,
     state: str = "present",
     check_mode: bool = False,
-) -> dict:
-    """Bring one lookup table to the wanted content; rebuild its index only when it changed or is stale.
-
-    Returns ``changed``, ``path``, ``map`` (``type:path``) and ``diff`` (values masked when secret).
-    """
-    path = resolve_path(name, path, config_dir)
-    wanted = validate_entries(entries or {}, secret) if state == "present" else {}
+    where: str = "",
+) -> Planned:
+    """Every check of :func:`ensure_map`, writing nothing. ``where`` prefixes the table's own options in messages
+    (``maps[0].`` for postfix_apply's first table)."""
+    if state not in ("present", "absent"):
+        raise SmtpRelayError(f"{where}state {state!r} is not present or absent", field=f"{where}state")
+    path_given = bool(path)
+    path = resolve_path(name, path, config_dir, field=f"{where}name")
+    wanted = validate_entries(entries or {}, secret, field=f"{where}entries") if state == "present" else {}
     if check_mode and not runner.installed():
-        return _predict_fresh(path, wanted, map_type, secret, state)
+        return Planned(_predict_fresh(path, wanted, map_type, secret, state))
     map_type = resolve_type(runner, config_dir, map_type)
     result = {"changed": False, "path": path, "map": map_reference(path, map_type)}
-    current = read_text(path)
+    try:
+        current = read_text(path)
+    except SmtpRelayError as e:  # a directory where the table should be
+        option = "path" if path_given else f"{where}name"
+        raise SmtpRelayError(f"{option}: {e.msg}", field=option) from None
 
     if state == "absent":
-        result["changed"] = _remove(path, check_mode)
+        result["changed"] = any(os.path.exists(p) for p in _removed(path))
         result["diff"] = {"before_header": path, "after_header": path, "before": "", "after": ""}
         if current is not None:
             result["diff"]["before"] = printable(masked_view(current) if secret else current)
-        return result
+        if check_mode or not result["changed"]:
+            return Planned(result)
+        return Planned(result, lambda: _remove(path))
 
     if not os.path.isdir(os.path.dirname(path)):
-        raise SmtpRelayError(f"directory of {path} does not exist", path=path)
+        if path_given:
+            raise SmtpRelayError(f"path: the directory of {path} does not exist", field="path", path=path)
+        raise SmtpRelayError(f"config_dir {config_dir!r} is not a directory", field="config_dir", path=path)
     text = render_map(wanted)
     # A secret table is 0600 (and root's, when run as root); any other keeps its mode and owner.
     if secret:
@@ -295,10 +330,24 @@ def ensure_map(
     }
     result["changed"] = content_changed or stale or identity_wrong
     if check_mode or not result["changed"]:
-        return result
+        return Planned(result)
 
-    if content_changed or stale:
-        _build(runner, config_dir, path, text, map_type=map_type, mode=mode, owner=owner)
-    if identity_wrong:
-        _fix_identity(path, map_type, mode, owner)
-    return result
+    def write() -> None:
+        if content_changed or stale:
+            _build(runner, config_dir, path, text, map_type=map_type, mode=mode, owner=owner)
+        if identity_wrong:
+            _fix_identity(path, map_type, mode, owner)
+
+    return Planned(result, write)
+
+
+def ensure_map(runner: PostconfRunner, **options) -> dict:
+    """Bring one lookup table to the wanted content; rebuild its index only when it changed or is stale.
+
+    ``options`` are those of :func:`plan_map`. Returns ``changed``, ``path``, ``map`` (``type:path``) and ``diff``
+    (values masked when secret). Nothing is written when a check fails.
+    """
+    planned = plan_map(runner, **options)
+    if planned.write is not None:
+        planned.write()
+    return planned.result

@@ -363,19 +363,23 @@ def validate_staged(
     return warnings
 
 
-def apply(
+@dataclass
+class Planned:
+    """A step checked and planned with nothing written: its result, and the write that makes it so (None: none)."""
+
+    result: dict
+    write: Callable[[], None] | None = None
+
+
+def plan_main_cf(
     runner: PostconfRunner,
     settings: Mapping[str, object],
     *,
     config_dir: str = DEFAULT_CONFIG_DIR,
     allow_unknown: bool = False,
     check_mode: bool = False,
-) -> dict:
-    """Plan, validate in a staging copy, then (unless check mode) replace main.cf atomically.
-
-    Returns ``changed``, ``diff``, ``restart_required``, ``changed_parameters`` and ``warnings``
-    (messages for the module to emit). Nothing is written when anything fails.
-    """
+) -> Planned:
+    """Every check of :func:`apply`, the staged validation with postconf included, writing nothing."""
     wanted = normalize_settings(settings)
     secrets = [v for n, v in wanted.items() if v and is_secret_name(n)]
 
@@ -413,6 +417,18 @@ def apply(
         },
         "warnings": warnings,
     }
-    if changed and not check_mode:
-        write_atomically(path, encode_text(new_text))
-    return result
+    if not changed or check_mode:
+        return Planned(result)
+    return Planned(result, lambda: write_atomically(path, encode_text(new_text)))
+
+
+def apply(runner: PostconfRunner, settings: Mapping[str, object], **options) -> dict:
+    """Plan, validate in a staging copy, then (unless check mode) replace main.cf atomically.
+
+    ``options`` are those of :func:`plan_main_cf`. Returns ``changed``, ``diff``, ``restart_required``,
+    ``changed_parameters`` and ``warnings`` (messages for the module to emit). Nothing is written when anything fails.
+    """
+    planned = plan_main_cf(runner, settings, **options)
+    if planned.write is not None:
+        planned.write()
+    return planned.result

@@ -98,6 +98,19 @@ def _one_line(field: str, value) -> str | None:
     return value.strip() or None
 
 
+def _sasl_keys(keys) -> list[str]:
+    """SASL map keys, each one word such as ``[relay.example.org]:587`` (a blank one is no key at all)."""
+    if not isinstance(keys, (list, tuple)):
+        raise SmtpRelayError(f"sasl_keys must be a list of map keys, got {type(keys).__name__}", field="sasl_keys")
+    checked = [_one_line("sasl_keys", key) for key in keys]
+    if None in checked:
+        raise SmtpRelayError(
+            "sasl_keys: a key is empty; give the keys of the SASL password map, such as [relay.example.org]:587",
+            field="sasl_keys",
+        )
+    return checked
+
+
 def validate_options(params: dict) -> dict:
     """Refuse bad options before anything is read or contacted; messages name the option, never a password."""
     unknown = set(params) - set(OPTION_DEFAULTS)
@@ -140,7 +153,7 @@ def validate_options(params: dict) -> dict:
             raise SmtpRelayError("settings must be a dict of main.cf parameter: value", field="settings")
         opts["settings"] = {str(k): normalize_value(str(k), v) for k, v in opts["settings"].items()}
     if opts["sasl_keys"] is not None:
-        opts["sasl_keys"] = [_one_line("sasl_keys", k) for k in opts["sasl_keys"]]
+        opts["sasl_keys"] = _sasl_keys(opts["sasl_keys"])
     opts["nameservers"] = _dns.nameserver_addresses(opts["nameservers"])
     opts["fail_on"] = fail_on_option(opts["fail_on"], default=(FAIL,))
     if opts["expect"] is not None and not isinstance(opts["expect"], dict):

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from ansible_collections.smtp.relay.plugins.module_utils._postfix.apply import apply_plan, missing_packages
+from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.apply import apply_plan, lock_name, missing_packages
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import PostconfRunner
 from tests.unit.plugins.module_utils.postfix_fake import FakePostfix
 
@@ -45,15 +48,15 @@ def host(tmp_path):
     return FakeHost()
 
 
-def run(host, config_dir, check_mode=False, **overrides):
+def run(host, directory, check_mode=False, **overrides):
     options = {
         "main_cf": MAIN_CF,
         "secret_maps": [{"name": "sasl_passwd", "entries": {"[relay.example.org]:587": f"u:{PASSWORD}"}}],
         "maps": [{"name": "sender_canonical", "entries": {"@web1": "noreply@example.org"}}],
-        "mailname_file": str(config_dir / "mailname"),
+        "mailname_file": str(directory / "mailname"),
         "mailname": "example.org",
         "packages": ["postfix"],
-        "config_dir": str(config_dir),
+        "config_dir": str(directory),
         "check_mode": check_mode,
         "systemd": True,
         **overrides,
@@ -128,3 +131,110 @@ def test_a_package_that_left_no_main_cf_gets_an_empty_one_first(tmp_path):
     assert "main.cf" in done["changed_parts"]
     assert oct((tmp_path / "main.cf").stat().st_mode & 0o777) == "0o644"
     assert "inet_interfaces = loopback-only" in (tmp_path / "main.cf").read_text()
+
+
+def files(directory) -> dict:
+    return {p.name: (p.stat().st_mode, p.read_bytes()) for p in sorted(directory.iterdir())}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"main_cf": {**MAIN_CF, "relayhost": "a\nb"}}, "settings.relayhost:"),
+        ({"main_cf": {**MAIN_CF, "relayhst": "[r]:587"}}, "settings.relayhst:"),
+        ({"maps": [{"name": "generic", "entries": {"@web1": "a@example.org"}}, {"name": "x", "entries": {"a b": "c"}}]},
+         "maps[1].entries: key 'a b'"),
+        ({"secret_maps": [{"name": "sasl_passwd", "entries": {"[r]:587": " u:pw"}}]}, "secret_maps[0].entries.[r]:587"),
+        ({"mailname": "example.org\nrelayhost = evil"}, "mailname 'example.org\\nrelayhost = evil' is not one host"),
+    ],
+)  # fmt: skip
+def test_a_refusal_leaves_every_file_as_it_was(host, tmp_path, overrides, message):
+    """Every table, the mail name and main.cf (postconf's staged validation included) are checked before the first
+    write: a refusal of any of them, whatever its place, writes nothing."""
+    before = files(tmp_path)
+    with pytest.raises(SmtpRelayError) as info:
+        run(host, tmp_path, **overrides)
+    assert info.value.msg.startswith(message)
+    assert files(tmp_path) == before
+    assert not [c for c in host.called("systemctl") if c[1] not in ("is-active", "is-enabled")]
+
+
+@pytest.mark.parametrize(
+    ("tables", "message"),
+    [
+        ([{"entries": {"a": "b"}}], "maps[0].name is required"),
+        ([{"name": 5, "entries": {}}], "maps[0].name 5 must be a plain file name"),
+        ([{"name": "a" * 300, "entries": {}}], "maps[0].name has a name longer than 255 bytes"),
+        ([{"name": "generic", "entries": {}, "stat": "absent"}], "maps[0]: unknown key(s) 'stat'"),
+        ([{"name": "generic", "entries": {}, "state": "gone"}], "maps[0].state 'gone' is not present or absent"),
+        (["generic"], "maps[0] must be a mapping of name, entries, state, got str"),
+        ([{"name": "generic", "entries": {}}, {"name": "generic", "entries": {}}], "maps[1].name: maps[0] is the same"),
+    ],
+)
+def test_tables_are_refused_naming_the_table_and_its_option(host, tmp_path, tables, message):
+    with pytest.raises(SmtpRelayError) as info:
+        run(host, tmp_path, maps=tables)
+    assert info.value.msg.startswith(message)
+
+
+def test_secret_entries_that_are_not_a_mapping_are_refused(host, tmp_path):
+    with pytest.raises(SmtpRelayError, match=r"^secret_maps\[0\]\.entries must be a mapping of key to value"):
+        run(host, tmp_path, secret_maps=[{"name": "sasl_passwd", "entries": ["u:pw"]}])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"mailname": "a.example\nb"}, "mailname "),
+        ({"mailname": "two words.example"}, "mailname "),
+        ({"mailname": ""}, "mailname "),
+        ({"mailname_file": "mailname"}, "mailname_file 'mailname' must be an absolute path"),
+        ({"mailname_file": "/nonexistent-dir/mailname"}, "mailname_file '/nonexistent-dir/mailname' must be"),
+        ({"mailname_file": "/etc/mail\x00name"}, "mailname_file contains a NUL character"),
+        ({"config_dir": "/" + "d" * 300}, "config_dir has a name longer than 255 bytes"),
+    ],
+)
+def test_the_mail_name_and_paths_are_refused_naming_the_option(host, tmp_path, overrides, message):
+    with pytest.raises(SmtpRelayError) as info:
+        run(host, tmp_path, **overrides)
+    assert info.value.msg.startswith(message)
+    assert not (tmp_path / "mailname").exists()
+
+
+def test_the_mail_name_file_being_a_directory_is_refused_naming_it(host, tmp_path):
+    (tmp_path / "mailname").mkdir()
+    with pytest.raises(SmtpRelayError, match=r"^mailname_file: .* is a directory"):
+        run(host, tmp_path)
+
+
+def test_a_final_newline_of_the_mail_name_is_written_once(host, tmp_path):
+    run(host, tmp_path, mailname="example.org\n")
+    assert (tmp_path / "mailname").read_text() == "example.org\n"
+
+
+class PostmapFailsSecond(FakeHost):
+    """postmap builds the first table, then fails: the host failing after the first write."""
+
+    def __call__(self, args):
+        if args[0].rsplit("/", 1)[-1] == "postmap" and self.called("postmap"):
+            self.calls.append(list(args))
+            return 1, "", "postmap: fatal: open database: No space left on device\n"
+        return super().__call__(args)
+
+
+def test_a_failure_of_the_host_after_the_first_write_leaves_main_cf_as_it_was(tmp_path):
+    (tmp_path / "main.cf").write_text("")
+    with pytest.raises(SmtpRelayError, match=r"postmap .* failed"):
+        run(PostmapFailsSecond(), tmp_path)
+    assert (tmp_path / "sender_canonical.db").exists(), "the table built before the failure stays, whole"
+    assert not (tmp_path / "sasl_passwd").exists()
+    assert (tmp_path / "main.cf").read_text() == ""
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")], "no temporary file is left"
+    again = run(FakeHost(), tmp_path)
+    assert again["changed_parts"][:2] == ["sasl_passwd", str(tmp_path / "mailname")], "the next run finishes"
+
+
+def test_the_lock_name_stays_a_file_name_for_a_long_directory():
+    assert lock_name("/etc/postfix") == "smtp-relay-postfix-etc-postfix"
+    long = [lock_name("/srv/" + "x" * 4000 + suffix) for suffix in ("a", "b")]
+    assert all(len(name) <= 200 for name in long) and long[0] != long[1]

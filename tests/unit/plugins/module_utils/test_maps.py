@@ -15,6 +15,7 @@ from ansible_collections.smtp.relay.plugins.module_utils._postfix.maps import (
     is_stale,
     masked_view,
     parse_map,
+    plan_map,
     render_map,
     validate_entries,
 )
@@ -275,3 +276,43 @@ def test_check_mode_before_postfix_is_installed_absent_table_is_no_change(uninst
         uninstalled, name="sender_canonical", config_dir=str(tmp_path / "postfix"), state="absent", check_mode=True
     )
     assert result["changed"] is False
+
+
+def test_plan_map_checks_everything_and_writes_nothing(runner, fake, config_dir):
+    before = listing(config_dir)
+    planned = plan_map(runner, entries=SASL, name="sasl_passwd", secret=True, config_dir=str(config_dir))
+    assert planned.result["changed"] is True
+    assert listing(config_dir) == before and fake.called("postmap") == []
+    planned.write()
+    assert listing(config_dir) == [*before, "sasl_passwd", "sasl_passwd.db"]
+    assert plan_map(runner, entries=SASL, name="sasl_passwd", secret=True, config_dir=str(config_dir)).write is None
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"name": "x", "config_dir": "{conf}/\x00"}, "config_dir contains a NUL character"),
+        ({"name": "a" * 256}, "name has a name longer than 255 bytes"),
+        ({"path": "{conf}/x\x00"}, "path contains a NUL character"),
+        ({"path": "/" + "p/" * 2100}, "path is longer than 4095 bytes"),
+        ({"name": 5}, "name 5 must be a plain file name"),
+        ({"name": "missing/x"}, "name 'missing/x' must be a plain file name"),
+        ({"name": "x", "config_dir": "{conf}/missing"}, "config_dir '{conf}/missing' is not a directory"),
+        ({"path": "{conf}/missing/x"}, "path: the directory of {conf}/missing/x does not exist"),
+        ({"name": "x", "state": "gone"}, "state 'gone' is not present or absent"),
+        ({"path": "{conf}"}, "path: {conf} is a directory, not a file"),
+    ],
+)
+def test_bad_locations_are_refused_naming_the_option(runner, config_dir, options, message):
+    options = {k: v.replace("{conf}", str(config_dir)) if isinstance(v, str) else v for k, v in options.items()}
+    with pytest.raises(SmtpRelayError) as info:
+        ensure_map(runner, entries={"a": "b"}, **{"config_dir": str(config_dir), **options})
+    assert info.value.msg.startswith(message.replace("{conf}", str(config_dir)))
+    assert listing(config_dir) == ["main.cf"]
+
+
+def test_where_names_the_table_in_every_message_about_its_options(runner, config_dir):
+    with pytest.raises(SmtpRelayError, match=r"^maps\[2\]\.entries\.root: value"):
+        plan_map(runner, entries={"root": " x"}, name="generic", config_dir=str(config_dir), where="maps[2].")
+    with pytest.raises(SmtpRelayError, match=r"^maps\[2\]\.name '\.\.' must be"):
+        plan_map(runner, entries={}, name="..", config_dir=str(config_dir), where="maps[2].")

@@ -20,6 +20,7 @@ from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf impor
     normalize_settings,
     parameters,
     plan_changes,
+    plan_main_cf,
     validate_staged,
 )
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import (
@@ -292,6 +293,16 @@ def test_apply_sets_many_then_is_idempotent(runner, config_dir):
     assert again["changed"] is False
     assert again["restart_required"] is False
     assert again["diff"]["before"] == again["diff"]["after"]
+
+
+def test_plan_validates_in_staging_and_writes_only_when_told(runner, config_dir, fake):
+    before = digest(config_dir / "main.cf")
+    planned = plan_main_cf(runner, MANY, config_dir=str(config_dir))
+    assert ["-n", "-c"] in [c[1:3] for c in fake.called("postconf")], "the staged validation ran"
+    assert digest(config_dir / "main.cf") == before
+    planned.write()
+    assert planned.result["diff"]["after"] == (config_dir / "main.cf").read_text()
+    assert plan_main_cf(runner, MANY, config_dir=str(config_dir)).write is None
 
 
 def test_check_mode_predicts_without_writing(runner, config_dir):

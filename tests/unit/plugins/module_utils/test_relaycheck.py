@@ -61,6 +61,9 @@ def ids(result, status=None):
         ({"subject": "hi\nBcc: victim@example.org"}, "subject contains a control character"),
         ({"colour": "blue"}, "unknown option(s): colour"),
         ({"relayhost": "[a.example]:587", "nameservers": ["dns.example"]}, "'dns.example' is not an IP address"),
+        ({"settings": PREFLIGHT, "sasl_keys": ["[smtp.example.org]:465", " "]}, "sasl_keys: a key is empty"),
+        ({"settings": PREFLIGHT, "sasl_keys": [""]}, "sasl_keys: a key is empty"),
+        ({"settings": PREFLIGHT, "sasl_keys": "[smtp.example.org]:465"}, "sasl_keys must be a list of map keys"),
     ],
 )
 def test_bad_options_are_refused(params, message):

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""What the generated-input tests of the Postfix modules share: a sandbox per input, the fake host, the runner,
-the values, and the known bugs (each has a strict xfail test in test_fuzz_findings.py)."""
+"""What the generated-input tests of the Postfix modules share: a sandbox per input, the fake host, the runner and
+the values (the bugs they found are kept fixed by test_fuzz_findings.py)."""
 
 from __future__ import annotations
 
@@ -154,28 +154,6 @@ def run(main, args: dict, check_mode: bool) -> dict:
     return json.loads(out.getvalue())
 
 
-def run_or_known_crash(main, args: dict, check_mode: bool, known) -> dict | None:
-    """The result; None when main() raised and ``known(args, exception)`` says it is a known bug."""
-    try:
-        return run(main, args, check_mode)
-    except Exception as exc:  # pylint: disable=broad-exception-caught
-        if not known(args, exc):
-            raise
-        return None
-
-
-def bad_path(value) -> bool:
-    """A path open() refuses before any file is reached: a NUL, or a name longer than the file system takes.
-
-    The modules let that OSError/ValueError escape as a traceback (test_fuzz_findings.py, bad paths).
-    """
-    return isinstance(value, str) and ("\x00" in value or any(len(p.encode()) > 255 for p in value.split("/")))
-
-
-def path_crash(*names):
-    return lambda args, exc: isinstance(exc, (OSError, ValueError)) and any(bad_path(args.get(n)) for n in names)
-
-
 def _word(name: str, text: str) -> bool:
     return re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", text) is not None
 
@@ -185,13 +163,13 @@ def names_an_option(result: dict, names) -> bool:
     return "Traceback" not in msg and any(_word(name, msg) for name in names)
 
 
-def no_secret(result: dict, invocation_leaks: bool = False, host_secret: bool = True) -> None:
-    """No secret anywhere in the output; ``invocation_leaks``: but for the echo of the arguments (a known bug).
+def no_secret(result: dict, host_secret: bool = True) -> None:
+    """No secret anywhere in the output, the echo of the arguments (``invocation``) included.
 
     ``host_secret``: nor the password in the host's sasl_passwd (a writing module told to overwrite that table as
     a table that is not secret shows its old content in the diff, as asked).
     """
-    text = json.dumps({k: v for k, v in result.items() if k != "invocation" or not invocation_leaks})
+    text = json.dumps(result)
     assert SECRET_HEAD not in text and SECRET_TAIL not in text, result
     assert not host_secret or HOST_SECRET not in text, result
 
@@ -209,9 +187,7 @@ def count(name: str, outcome: str) -> str:
     return outcome
 
 
-def outcome_of(result: dict | None, check_key: str | None = None) -> str:
-    if result is None:
-        return "known bug: traceback"
+def outcome_of(result: dict, check_key: str | None = None) -> str:
     if result.get("failed"):
         return "failed on a check" if check_key and check_key in result else "refused"
     return "accepted"
@@ -332,16 +308,6 @@ secret_entries = st.dictionaries(map_key, secret, min_size=1, max_size=3)
 map_name = st.one_of(st.sampled_from(["sasl_passwd", "sender_canonical", "generic", "new_map", "..", "a/b"]), odd_text)
 map_type = st.one_of(st.sampled_from(["hash", "btree", "lmdb", "cdb", "texthash"]), odd_text)
 state = st.one_of(st.sampled_from(["present", "absent"]), odd_text)
-
-
-def secret_in_a_list(value) -> bool:
-    """A secret-named parameter given as a list: its items are echoed in the invocation (test_fuzz_findings.py)."""
-    return isinstance(value, dict) and any(isinstance(v, list) and n in SECRET_NAMES for n, v in value.items())
-
-
-def secret_named(value) -> bool:
-    """A secret-named parameter: postfix_apply echoes its value in the invocation (test_fuzz_findings.py)."""
-    return isinstance(value, dict) and any(n in SECRET_NAMES for n in value)
 
 
 def config_dir(conf: str, top: str):

@@ -1,8 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Bugs the generated inputs of test_option_fuzz_postfix.py found in the modules, one input each.
+"""Bugs the generated inputs of test_option_fuzz_postfix.py found in the modules, one input each, kept fixed.
 
-Each test states the wanted behaviour and is a strict xfail until the plugin is fixed: when one starts passing,
-remove its mark and the matching tolerance in test_option_fuzz_postfix.py / fuzz_support.py (named in each test).
+Each test states the wanted behaviour; its docstring says what the module did before.
 """
 
 from __future__ import annotations
@@ -36,12 +35,8 @@ def refused_naming(result: dict, *names: str) -> bool:
     return bool(result.get("failed")) and fz.names_an_option(result, names)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="postfix_apply writes the tables and the mail name before main.cf is validated: a refused main.cf "
-    "leaves them written (_postfix/apply.py apply_plan; tolerance: _written_before_refusal)",
-)
 def test_postfix_apply_refusal_leaves_every_file_as_it_was(host):
+    """Was: the tables and the mail name were written before main.cf was validated (_postfix/apply.py)."""
     top, conf = host
     before = fz.snapshot(top)
     args = {
@@ -56,46 +51,30 @@ def test_postfix_apply_refusal_leaves_every_file_as_it_was(host):
     assert fz.snapshot(top) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a table without a name raises KeyError in _postfix/apply.py apply_plan (entry['name']) instead of a "
-    "refusal naming it (tolerance: _apply_crash)",
-)
 def test_postfix_apply_table_without_a_name_is_refused(host):
+    """Was: KeyError in _postfix/apply.py (entry['name'])."""
     result = fz.run(
         postfix_apply.main, {"main_cf": {}, "maps": [{"entries": {"a": "b"}}], "config_dir": host[1]}, False
     )
     assert refused_naming(result, "maps", "name")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a table name that is not text (YAML 'name: 5') raises TypeError in _postfix/maps.py resolve_path "
-    "('/' in name) (tolerance: _apply_crash)",
-)
 def test_postfix_apply_table_name_not_text_is_refused(host):
+    """Was: TypeError in _postfix/maps.py resolve_path ('/' in 5)."""
     result = fz.run(
         postfix_apply.main, {"main_cf": {}, "maps": [{"name": 5, "entries": {}}], "config_dir": host[1]}, False
     )
     assert refused_naming(result, "maps", "name")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="secret_maps entries that are not a mapping raise AttributeError in modules/postfix_apply.py main "
-    "((table.get('entries') or {}).values()) (tolerance: _apply_crash)",
-)
 def test_postfix_apply_secret_entries_not_a_mapping_are_refused(host):
+    """Was: AttributeError in modules/postfix_apply.py ((table.get('entries') or {}).values())."""
     args = {"main_cf": {}, "secret_maps": [{"name": "sasl_passwd", "entries": ["a"]}], "config_dir": host[1]}
     assert refused_naming(fz.run(postfix_apply.main, args, False), "secret_maps", "entries")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="postfix_apply writes any mailname as given: a newline or control character reaches /etc/mailname "
-    "(_postfix/apply.py _mailname; tolerance: 'mail name not one line' count)",
-)
 def test_postfix_apply_mailname_is_one_line(host):
+    """Was: any mail name written as given, a newline or control character included."""
     top, conf = host
     args = {
         "main_cf": {},
@@ -109,11 +88,6 @@ def test_postfix_apply_mailname_is_one_line(host):
 LONG = "a" * 300
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a path with a NUL or a name over 255 bytes raises ValueError/OSError from open() in "
-    "_postfix/postconf.py read_text (postfix_map, postfix_apply) instead of a refusal (tolerance: path_crash)",
-)
 @pytest.mark.parametrize(
     ("main", "args", "option"),
     [
@@ -130,38 +104,25 @@ LONG = "a" * 300
     ids=["map-config_dir-nul", "map-name-long", "map-path-nul", "apply-mailname_file-long", "apply-table-name-long"],
 )
 def test_bad_path_is_refused_naming_the_option(host, main, args, option):
+    """Was: ValueError/OSError from open() in _postfix/postconf.py read_text."""
     top, conf = host
     args = json.loads(json.dumps(args).replace("{conf}", conf).replace("{top}", top))
     assert refused_naming(fz.run(main, args, False), option)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="postfix_map refuses a missing directory with 'directory of PATH does not exist', naming neither "
-    "config_dir nor path (_postfix/maps.py ensure_map; tolerance: _dir_missing)",
-)
 def test_postfix_map_missing_directory_names_the_option(host):
+    """Was: 'directory of PATH does not exist', naming neither config_dir nor path."""
     args = {"name": "x", "entries": {}, "config_dir": os.path.join(host[1], "missing")}
     assert refused_naming(fz.run(postfix_map.main, args, False), "config_dir")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a blank SASL key ('' or ' ') becomes None in _probe/relay_check.py validate_options (_one_line) and "
-    "raises AttributeError in _rules.py (k.lower()) (tolerance: _check_crash)",
-)
 @pytest.mark.parametrize("key", ["", " "])
 def test_relay_check_blank_sasl_key_is_refused(host, key):
+    """Was: the blank key became None in _probe/relay_check.py, then AttributeError in _rules.py (k.lower())."""
     args = {"probe": False, "settings": {"relayhost": "[a.example]:587"}, "sasl_keys": [key]}
     assert refused_naming(fz.run(relay_check.main, args, False), "sasl_keys")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="secret values are added to no_log_values after AnsibleModule() validated the arguments, so a refusal "
-    "by Ansible's own spec (any bad option) echoes them in invocation.module_args (modules/postconf.py, "
-    "postfix_map.py, postfix_apply.py main; tolerance: invocation_leaks=failed)",
-)
 @pytest.mark.parametrize(
     ("main", "args"),
     [
@@ -175,27 +136,20 @@ def test_relay_check_blank_sasl_key_is_refused(host, key):
     ids=["postconf", "postfix_map", "postfix_apply"],
 )
 def test_secret_hidden_when_the_argument_spec_refuses(host, main, args):
+    """Was: the secret values were added to no_log_values after AnsibleModule() had refused the arguments."""
     result = fz.run(main, {**args, "config_dir": host[1]}, False)
     assert result["failed"] and SECRET not in json.dumps(result)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="postconf masks a secret-named parameter by str(value): given as a list, its items are echoed in "
-    "invocation.module_args (modules/postconf.py main; tolerance: secret_in_a_list)",
-)
 def test_postconf_hides_a_secret_given_as_a_list(host):
+    """Was: masked as str(value), so a list's items were echoed."""
     args = {"settings": {"relay_api_key": [SECRET, "b"]}, "allow_unknown": True, "config_dir": host[1]}
     result = fz.run(postconf.main, args, False)
     assert not result.get("failed") and SECRET not in json.dumps(result)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="postfix_apply does not mask secret-named main_cf parameters as postconf does: their values are echoed "
-    "in invocation.module_args (modules/postfix_apply.py main; tolerance: secret_named)",
-)
 def test_postfix_apply_hides_secret_named_main_cf_values(host):
+    """Was: postfix_apply did not mask secret-named main_cf parameters as postconf does."""
     args = {"main_cf": {"relay_api_key": SECRET}, "packages": ["exim4"], "config_dir": host[1]}
     result = fz.run(postfix_apply.main, args, False)
     assert result["missing_packages"] == ["exim4"] and SECRET not in json.dumps(result)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import decimal
+import functools
 import io
 import json
 import os
@@ -167,14 +168,20 @@ ALLOWLIST_BASE = {
     "relay_host": "[relay.example.test]:587",
     "report_only": True,
 }
-DEST_DIR = tempfile.mkdtemp(prefix="smtp-relay-fuzz-")
+
+
+@functools.cache
+def _dest_dir() -> str:
+    """The directory generated dest files go to, made on first use: importing this file (test_option_fuzz_postfix.py
+    does, for its strategies) or skipping its tests leaves no directory behind."""
+    return tempfile.mkdtemp(prefix="smtp-relay-fuzz-")
 
 
 def _inside(dest) -> str | None:
-    """Keep generated file names inside DEST_DIR (no separators, no variables for Ansible's path type to expand)."""
+    """Keep generated file names inside _dest_dir() (no separators, no variables for Ansible's path type to expand)."""
     if not isinstance(dest, str):
         return dest
-    return os.path.join(DEST_DIR, dest.replace("/", "_").replace("$", "_").replace("~", "_") or "_")
+    return os.path.join(_dest_dir(), dest.replace("/", "_").replace("$", "_").replace("~", "_") or "_")
 
 
 INT_OPTIONS = ("dns_port", "workers", "max_package_list_age")
@@ -230,7 +237,9 @@ def _count(name: str, outcome: str = "tried") -> None:
 @pytest.fixture(scope="module", autouse=True)
 def report_counts():
     yield
-    shutil.rmtree(DEST_DIR, ignore_errors=True)
+    if _dest_dir.cache_info().currsize:
+        shutil.rmtree(_dest_dir(), ignore_errors=True)
+        _dest_dir.cache_clear()
     print("\ngenerated inputs tried:", json.dumps(TRIED, sort_keys=True))
 
 

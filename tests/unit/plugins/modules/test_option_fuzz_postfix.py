@@ -7,8 +7,8 @@ naming an option (or a dict option's key), failed on a check, or accepted and fo
 another exception, never a secret in the output. Every input runs against a fresh configuration directory
 (main.cf, master.cf, two built maps, a mail name file): on a refusal, in check mode and for the read-only modules,
 every file is byte-identical afterwards, none was added or removed, and the fake host's packages and service
-were not touched. Inputs that hit a known bug are counted apart; each bug has a strict xfail in
-test_fuzz_findings.py. SMTP_RELAY_FUZZ_EXAMPLES sets the number of inputs per test (default 150); the counts
+were not touched. The bugs these inputs found are kept fixed by test_fuzz_findings.py, one input each.
+SMTP_RELAY_FUZZ_EXAMPLES sets the number of inputs per test (default 150); the counts
 tried are printed with -s.
 """
 
@@ -57,12 +57,9 @@ def test_postconf_module_options(data):
         options = {"config_dir": fz.config_dir(conf, top), "allow_unknown": fz.boolish}
         args = fz.draw(data, options, {"settings": data.draw(fz.settings, label="settings"), "config_dir": conf})
         before, state = fz.snapshot(top), fz.host_state(host)
-        result = fz.run_or_known_crash(postconf.main, args, check_mode, fz.path_crash("config_dir"))
+        result = fz.run(postconf.main, args, check_mode)
         outcome = fz.count("postconf module", fz.outcome_of(result))
-        if result is not None:
-            # The echo of the arguments shows secrets when Ansible's own spec refused them (test_fuzz_findings.py).
-            leaks = bool(result.get("failed")) or fz.secret_in_a_list(args["settings"])
-            fz.no_secret(result, invocation_leaks=leaks)
+        fz.no_secret(result)
         if outcome == "refused":
             assert fz.names_an_option(result, ["settings", "config_dir", "allow_unknown"]), (result["msg"], args)
         if outcome != "accepted" or check_mode:
@@ -70,11 +67,6 @@ def test_postconf_module_options(data):
         else:
             assert isinstance(result["changed"], bool) and isinstance(result["restart_required"], bool)
             fz.main_cf_round_trips(args["config_dir"], args["settings"])
-
-
-def _dir_missing(result: dict | None) -> bool:
-    """postfix_map's refusal of a missing directory names neither option (test_fuzz_findings.py)."""
-    return result is not None and result.get("msg", "").startswith("directory of ")
 
 
 @FUZZ
@@ -95,13 +87,10 @@ def test_postfix_map_module_options(data):
         if "path" in args and data.draw(st.booleans(), label="path instead of name"):
             del args["name"]
         before, state = fz.snapshot(top), fz.host_state(host)
-        known = fz.path_crash("config_dir", "path", "name")
-        result = fz.run_or_known_crash(postfix_map.main, args, check_mode, known)
-        outcome = fz.count(
-            "postfix_map module", "known bug: unnamed" if _dir_missing(result) else fz.outcome_of(result)
-        )
-        if result is not None and fz.truthy(args.get("secret")):
-            fz.no_secret(result, invocation_leaks=bool(result.get("failed")), host_secret=False)
+        result = fz.run(postfix_map.main, args, check_mode)
+        outcome = fz.count("postfix_map module", fz.outcome_of(result))
+        if fz.truthy(args.get("secret")):
+            fz.no_secret(result, host_secret=False)
         if outcome == "refused":
             names = ["name", "path", "entries", "type", "secret", "config_dir", "state"]
             assert fz.names_an_option(result, names), (result["msg"], args)
@@ -115,10 +104,10 @@ def test_postfix_map_module_options(data):
 # -- postfix_apply ---------------------------------------------------------------------------------------------
 
 
-def _tables(args: dict, *options: str) -> list[dict]:
+def _tables(args: dict) -> list[dict]:
     """The tables as the module got them (Ansible turns a string into a list, "k=v" into a dict)."""
     tables = []
-    for option in options or ("maps", "secret_maps"):
+    for option in ("maps", "secret_maps"):
         with contextlib.suppress(TypeError, ValueError):
             for table in check_type_list(args.get(option) or []):
                 with contextlib.suppress(TypeError, ValueError):
@@ -126,40 +115,12 @@ def _tables(args: dict, *options: str) -> list[dict]:
     return tables
 
 
-def _apply_crash(args: dict, exc: Exception) -> bool:
-    """Known tracebacks: a table without a name (KeyError) or with a name that is not text (TypeError), a secret
-    table whose entries are not a mapping (AttributeError in the module), a bad path (test_fuzz_findings.py)."""
-    tables = _tables(args)
-    if isinstance(exc, KeyError) and any("name" not in t for t in tables):
-        return True
-    if isinstance(exc, TypeError) and any(not isinstance(t.get("name", ""), str) for t in tables):
-        return True
-    secret_tables = _tables(args, "secret_maps")
-    if isinstance(exc, AttributeError) and any(not isinstance(t.get("entries") or {}, dict) for t in secret_tables):
-        return True
-    if isinstance(exc, (OSError, ValueError)) and any(fz.bad_path(t.get("name")) for t in tables):
-        return True
-    return fz.path_crash("config_dir", "mailname_file")(args, exc)
-
-
-def _written_before_refusal(args: dict, changed: set[str]) -> bool:
-    """The known bug: tables and the mail name are written before main.cf (or a later table) is refused."""
-    early = {str(t.get("name")) for t in _tables(args)} | {os.path.basename(str(args.get("mailname_file")))}
-
-    def stem(path: str) -> str:
-        base = os.path.basename(path)
-        return next((base[: -len(s)] for s in (".db", ".lmdb", ".cdb") if base.endswith(s)), base)
-
-    return all(stem(p) in early for p in changed)
-
-
 def _tables_round_trip(args: dict) -> None:
     tables = _tables(args)
     names = [t["name"] for t in tables]
+    assert len(set(names)) == len(names), "a table given twice is refused"
     for table in tables:
         path = os.path.join(args["config_dir"], table["name"])
-        if names.count(table["name"]) > 1:
-            continue  # the last one given wins
         if (table.get("state") or "present") == "absent":
             assert not os.path.exists(path), table
         else:
@@ -199,16 +160,9 @@ def test_postfix_apply_module_options(data):
         }
         args = fz.draw(data, options, {"main_cf": data.draw(MAIN_CF, label="main_cf"), "config_dir": conf})
         before, state = fz.snapshot(top), fz.host_state(host)
-        result = fz.run_or_known_crash(postfix_apply.main, args, check_mode, _apply_crash)
-        outcome = fz.outcome_of(result)
-        changed = _changed(before, fz.snapshot(top))
-        if outcome != "accepted" and not check_mode and changed:
-            assert _written_before_refusal(args, changed), (changed, args, result)
-            outcome = "known bug: written before the refusal"
-        fz.count("postfix_apply module", outcome)
-        if result is not None:
-            leaks = bool(result.get("failed")) or fz.secret_named(args["main_cf"])
-            fz.no_secret(result, invocation_leaks=leaks, host_secret=False)
+        result = fz.run(postfix_apply.main, args, check_mode)
+        outcome = fz.count("postfix_apply module", fz.outcome_of(result))
+        fz.no_secret(result, host_secret=False)
         names = [
             "main_cf",
             "settings",
@@ -226,8 +180,8 @@ def test_postfix_apply_module_options(data):
             "state",
         ]
         if outcome == "refused":
-            assert fz.names_an_option(result, names) or _dir_missing(result), (result["msg"], args)
-        if outcome in ("refused", "known bug: traceback") or check_mode or (result or {}).get("missing_packages"):
+            assert fz.names_an_option(result, names), (result["msg"], args)
+        if outcome == "refused" or check_mode or result.get("missing_packages"):
             _unchanged(top, before, host, state, args)
         elif outcome == "accepted":
             fz.main_cf_round_trips(args["config_dir"], args["main_cf"])
@@ -236,8 +190,7 @@ def test_postfix_apply_module_options(data):
                 with open(args["mailname_file"], encoding="utf-8", errors="surrogateescape", newline="") as handle:
                     written = handle.read()
                 assert written == str(args["mailname"]).rstrip("\n") + "\n"
-                if not written[:-1].isprintable():  # more than one line, or control characters: accepted as given
-                    fz.count("postfix_apply module", "known bug: mail name not one line")
+                assert written[:-1].isprintable(), "the mail name is one line of printable text"
 
 
 # -- read-only modules -----------------------------------------------------------------------------------------
@@ -266,12 +219,11 @@ def test_relay_info_module_options(data):
     with fz.sandbox() as (top, conf), fz.fake_host(top) as host:
         args = fz.draw(data, {"config_dir": fz.config_dir(conf, top), "expect": expect}, {"config_dir": conf})
         before, state = fz.snapshot(top), fz.host_state(host)
-        result = fz.run_or_known_crash(relay_info.main, args, False, fz.path_crash("config_dir"))
+        result = fz.run(relay_info.main, args, False)
         outcome = fz.count("relay_info module", fz.outcome_of(result, "mismatches"))
         _unchanged(top, before, host, state, args)
-        if result is not None:
-            fz.no_secret(result)
-            assert result.get("changed", False) is False
+        fz.no_secret(result)
+        assert result.get("changed", False) is False
         if outcome == "refused":
             assert fz.names_an_option(result, ["config_dir", "expect"]), (result["msg"], args)
 
@@ -319,20 +271,6 @@ CHECK_OPTIONS = {
 }
 
 
-def _blank_item(value) -> bool:
-    try:
-        return any(isinstance(v, str) and not v.strip() for v in check_type_list(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def _check_crash(args: dict, exc: Exception) -> bool:
-    """Known tracebacks: a blank SASL key (AttributeError in the rules), a bad path (test_fuzz_findings.py)."""
-    if isinstance(exc, AttributeError) and _blank_item(args.get("sasl_keys")):
-        return True
-    return fz.path_crash("config_dir", "ca_file")(args, exc)
-
-
 @FUZZ
 @given(data=st.data())
 def test_relay_check_module_options(data):
@@ -354,12 +292,10 @@ def test_relay_check_module_options(data):
         if "timeout" in args:
             args["timeout"] = _quick(args["timeout"])
         before, state = fz.snapshot(top), fz.host_state(host)
-        result = fz.run_or_known_crash(relay_check.main, args, check_mode, _check_crash)
+        result = fz.run(relay_check.main, args, check_mode)
         outcome = fz.count("relay_check module", fz.outcome_of(result, "checks"))
         _unchanged(top, before, host, state, args)
-        if result is not None:
-            # relay_check echoes its settings option unmasked, whatever the parameters' names (unlike postconf).
-            fz.no_secret(result, invocation_leaks=isinstance(args.get("settings"), dict))
-            assert result.get("changed", False) is False
+        fz.no_secret(result)
+        assert result.get("changed", False) is False
         if outcome == "refused":
             assert fz.names_an_option(result, [*CHECK_OPTIONS, "config_dir", "port"]), (result["msg"], args)

@@ -76,3 +76,23 @@ def test_secret_named_value_hidden_everywhere(run_module, fake, config_dir):
     assert result["changed"] is True
     assert "tok-123456" not in json.dumps(result)
     assert "tok-123456" in (config_dir / "main.cf").read_text()
+
+
+def test_no_output_holds_a_secret_named_value_in_any_shape(run_module, fake, config_dir, monkeypatch):
+    """The result, the echo of the arguments and the line Ansible logs to the host's journal: the values are
+    registered before Ansible validates (or logs) anything, in every form they take there."""
+    logged = []
+    monkeypatch.setattr(AnsibleModule, "log", lambda self, msg, log_args=None: logged.append((msg, log_args)))
+    secret = "tok-1\\x2'3456"  # a quote and a backslash: the journal shows the dict's repr, escaping them
+    settings = {"custom_api_token": [secret, "tok-second-item"], "relay_secret": " tok-padded "}
+    args = {"settings": settings, "config_dir": str(config_dir), "allow_unknown": True}
+    result = run_module(module.main, args, diff=True)
+    assert result["changed"] is True, result
+    shown = json.dumps([result, logged])
+    assert logged, "the invocation was logged"
+    assert not [v for v in ("tok-1", "3456", "tok-second-item", "tok-padded") if v in shown], shown
+    # Given as a "k=v" string, which Ansible turns into a dict, and refused for another option.
+    args = {"settings": f"custom_api_token={secret[:5]}xyz-789", "config_dir": str(config_dir), "allow_unknown": "?"}
+    refused = run_module(module.main, args)
+    assert refused["failed"] is True and "allow_unknown" in refused["msg"]
+    assert "xyz-789" not in json.dumps(refused)

@@ -38,3 +38,25 @@ def test_bad_main_cf_fails_naming_the_parameter(run_module, fake, tmp_path):
     result = run_module(module.main, {"main_cf": {"relayhost": "a\u2028b"}, "config_dir": str(tmp_path)})
     assert result["failed"] is True
     assert result["msg"].startswith("settings.relayhost:")
+
+
+def test_the_journal_line_holds_no_secret(run_module, monkeypatch, tmp_path):
+    """AnsibleModule logs its arguments to the host's journal before the module's own code runs."""
+    host = FakeHost()
+    logged = []
+    monkeypatch.setattr(AnsibleModule, "run_command", lambda self, args, **kw: host(args))
+    monkeypatch.setattr(AnsibleModule, "get_bin_path", lambda self, name, **kw: f"/usr/sbin/{name}")
+    monkeypatch.setattr(AnsibleModule, "log", lambda self, msg, log_args=None: logged.append((msg, log_args)))
+    monkeypatch.setattr(_apply, "SYSTEMD_RUNTIME", str(tmp_path))
+    (tmp_path / "main.cf").write_text("")
+    args = {
+        "main_cf": {"relayhost": "[relay.example.org]:587", "relay_api_key": "Api-K3y-value"},
+        "secret_maps": [{"name": "sasl_passwd", "entries": {"[relay.example.org]:587": f"u:{PASSWORD}"}}],
+        "config_dir": str(tmp_path),
+    }
+    result = run_module(module.main, {**args, "main_cf": {**args["main_cf"], "biff": "maybe"}})
+    assert result["failed"] is True and "biff" in result["msg"]
+    run_module(module.main, args)
+    assert logged, "the invocation was logged"
+    shown = json.dumps([result, logged])
+    assert PASSWORD not in shown and "Api-K3y-value" not in shown

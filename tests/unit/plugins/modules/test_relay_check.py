@@ -105,3 +105,11 @@ def test_check_mode_does_not_send(run_module, monkeypatch):
     assert result["queue_id"] is None
     assert next(c for c in result["checks"] if c["id"] == "message.sent")["status"] == "skip"
     assert "DATA" not in network.relays[0].seen
+
+
+def test_secret_named_settings_are_not_echoed(run_module):
+    """relay_check hides the values of secret-named parameters in its settings option, as postconf does."""
+    args = {"probe": False, "settings": {**SETTINGS, "relay_api_key": SECRET}, "sasl_keys": ["[smtp.example.org]:587"]}
+    result = run_module(module.main, args)
+    assert result["invocation"]["module_args"]["settings"]["relayhost"] == SETTINGS["relayhost"]
+    assert SECRET not in json.dumps(result)
