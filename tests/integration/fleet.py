@@ -14,6 +14,12 @@ from tests.peers import lab
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/smtprelay-debian:bookworm"
+# The managed-host image of each Debian release the role is tested on (tests/images/build.sh builds them all).
+RELEASE_IMAGES = {
+    "bullseye": "localhost/smtprelay-debian:bullseye",
+    "bookworm": IMAGE,
+    "trixie": "localhost/smtprelay-debian:trixie",
+}
 CA_ON_HOST = "/usr/local/share/smtp-relay-test-ca.pem"
 
 
@@ -22,8 +28,8 @@ def podman(*args, check=True):
     return subprocess.run(["podman", *args], check=check, text=True, capture_output=True, env=env)
 
 
-def start_host(name: str, fqdn: str) -> None:
-    """A fresh Debian host with systemd, trusting the lab's test CA."""
+def start_host(name: str, fqdn: str, image: str = IMAGE) -> None:
+    """A fresh Debian host with systemd, trusting the lab's test CA; ``image``: another release's image."""
     podman("rm", "-f", "-t", "0", name, check=False)
     podman(
         "run",
@@ -35,7 +41,7 @@ def start_host(name: str, fqdn: str) -> None:
         "--network",
         lab.NETWORK,
         "--systemd=always",
-        IMAGE,
+        image,
         "/sbin/init",
     )
     podman("cp", lab.info()["relay"]["ca_file"], f"{name}:{CA_ON_HOST}")
