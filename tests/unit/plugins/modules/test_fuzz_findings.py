@@ -27,7 +27,8 @@ def remove_sandboxes(tmp_path_factory):
 @pytest.fixture
 def host():
     """(sandbox root, configuration directory) of a configured fake host, and a run of a module on it."""
-    with fz.sandbox() as (top, conf), fz.fake_host(top):
+    with fz.sandbox() as box, fz.fake_host(box[0]):
+        top, conf = box
         yield top, conf
 
 

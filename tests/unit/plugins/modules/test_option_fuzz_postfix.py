@@ -53,7 +53,8 @@ def _unchanged(top: str, before: dict, host, state: tuple, args) -> None:
 @given(data=st.data())
 def test_postconf_module_options(data):
     check_mode = data.draw(st.booleans(), label="check_mode")
-    with fz.sandbox() as (top, conf), fz.fake_host(top) as host:
+    with fz.sandbox() as box, fz.fake_host(box[0]) as host:
+        top, conf = box
         options = {"config_dir": fz.config_dir(conf, top), "allow_unknown": fz.boolish}
         args = fz.draw(data, options, {"settings": data.draw(fz.settings, label="settings"), "config_dir": conf})
         before, state = fz.snapshot(top), fz.host_state(host)
@@ -73,7 +74,8 @@ def test_postconf_module_options(data):
 @given(data=st.data())
 def test_postfix_map_module_options(data):
     check_mode = data.draw(st.booleans(), label="check_mode")
-    with fz.sandbox() as (top, conf), fz.fake_host(top) as host:
+    with fz.sandbox() as box, fz.fake_host(box[0]) as host:
+        top, conf = box
         options = {
             "name": fz.map_name,
             "path": st.one_of(odd_text.map(lambda v: fz.inside(top, v)), odd_text.map(lambda v: fz.inside("", v))),
@@ -145,7 +147,8 @@ def _table(values):
 @given(data=st.data())
 def test_postfix_apply_module_options(data):
     check_mode = data.draw(st.booleans(), label="check_mode")
-    with fz.sandbox() as (top, conf), fz.fake_host(top) as host:
+    with fz.sandbox() as box, fz.fake_host(box[0]) as host:
+        top, conf = box
         options = {
             "maps": st.one_of(
                 st.lists(_table(fz.entries), max_size=3), st.lists(_table(fz.entries), max_size=3), odd_list
@@ -216,7 +219,8 @@ expect = st.one_of(expect_dict, expect_dict, odd_text)
 @FUZZ
 @given(data=st.data())
 def test_relay_info_module_options(data):
-    with fz.sandbox() as (top, conf), fz.fake_host(top) as host:
+    with fz.sandbox() as box, fz.fake_host(box[0]) as host:
+        top, conf = box
         args = fz.draw(data, {"config_dir": fz.config_dir(conf, top), "expect": expect}, {"config_dir": conf})
         before, state = fz.snapshot(top), fz.host_state(host)
         result = fz.run(relay_info.main, args, False)
@@ -281,11 +285,12 @@ def test_relay_check_module_options(data):
         relay_kwargs={"users": {"u": "pw"}},
     )
     with (
-        fz.sandbox() as (top, conf),
-        fz.fake_host(top) as host,
+        fz.sandbox() as box,
+        fz.fake_host(box[0]) as host,
         mock.patch.object(_relaycheck, "probe_resolver", lambda opts: network.resolver),
         mock.patch.object(_relaycheck, "open_connection", network.connect),
     ):
+        top, conf = box
         options = {**CHECK_OPTIONS, "ca_file": odd_text.map(lambda v: fz.inside(top, v))}
         options["config_dir"] = fz.config_dir(conf, top)
         args = fz.draw(data, options, {"config_dir": conf}, max_size=6)
