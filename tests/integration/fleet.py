@@ -127,9 +127,9 @@ def campus_vars(**overrides) -> dict:
 def sasl_vars(**overrides) -> dict:
     """The same with SASL over verified STARTTLS (the lab relay's submission port, 2587)."""
     relay = lab.info()["relay"]
-    return campus_vars(
-        postfix_relay_port=relay["ports"]["submission"],
-        postfix_relay_username=relay["username"],
-        postfix_relay_password=relay["password"],
-        **overrides,
-    )
+    sasl = {
+        "postfix_relay_port": relay["ports"]["submission"],
+        "postfix_relay_username": relay["username"],
+        "postfix_relay_password": relay["password"],
+    }
+    return campus_vars(**{**sasl, **overrides})
