@@ -104,7 +104,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import ArgumentTypeError, ArgumentValueError, RequiredError
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._plan import plan
+from ansible_collections.smtp.relay.plugins.module_utils._plan.role import plan
 from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import described
 
 _SPEC = os.path.join(os.path.dirname(__file__), "..", "..", "roles", "postfix", "meta", "argument_specs.yml")

@@ -12,7 +12,7 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
 from ansible_collections.smtp.relay.plugins.filter._relay_settings import relay_settings
-from ansible_collections.smtp.relay.plugins.module_utils._plan import COMPATIBILITY_LEVEL
+from ansible_collections.smtp.relay.plugins.module_utils._plan.role import COMPATIBILITY_LEVEL
 
 VARS = Path(__file__).resolve().parents[4] / "roles" / "postfix" / "vars" / "main.yml"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.smtp.relay.plugins.module_utils import _plan
+from ansible_collections.smtp.relay.plugins.module_utils._plan import relay as _plan
 
 from ansible_collections.smtp.relay.plugins.module_utils._relayhost import providers as _providers
 
