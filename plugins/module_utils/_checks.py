@@ -115,7 +115,7 @@ def int_option(field: str, value, *, default: int | None = None, minimum: int | 
     if value is None and default is not None:
         value = default
     accepted = "a whole number" + _range_text(minimum, maximum)
-    if isinstance(value, bool) or not isinstance(value, int | str):
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise _refused(field, value, accepted)
     if isinstance(value, str):
         if not _ASCII_INT.fullmatch(value.strip()):
@@ -133,7 +133,7 @@ def number_option(field: str, value, *, default: float | None = None, above: flo
     if value is None and default is not None:
         value = default
     accepted = f"a number greater than {above:g}" + (f" and at most {maximum:g}" if maximum is not None else "")
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise _refused(field, value, accepted)
     if isinstance(value, str):
         if not _ASCII_NUMBER.fullmatch(value.strip()):
@@ -158,7 +158,7 @@ def fail_on_option(value, *, default=(FAIL,), field: str = "fail_on") -> tuple[s
     if value is None:
         return tuple(default)
     accepted = "a list of " + ", ".join(FAIL_ON_CHOICES)
-    if not isinstance(value, list | tuple):
+    if not isinstance(value, (list, tuple)):
         raise _refused(field, value, accepted)
     for item in value:
         if item not in FAIL_ON_CHOICES:

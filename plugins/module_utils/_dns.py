@@ -315,7 +315,7 @@ def nameserver_addresses(values, field: str = "nameservers") -> list[str]:
     """The DNS servers' addresses, normalised; anything that is not an IP address is refused, naming ``field``."""
     if values is None:
         return []
-    if not isinstance(values, list | tuple):
+    if not isinstance(values, (list, tuple)):
         raise SmtpRelayError(f"{field}: expected a list of IP addresses, got {shown(values)}", field=field)
     servers = []
     for ns in values:

@@ -193,7 +193,7 @@ def _format_one(relay) -> str:
         raise RelayhostError(f"relay host must be a non-empty string, got {described(host)}", value=shown_relay)
     reject_control_characters("relay host", host)
     mx_lookup = relay.get("mx_lookup")
-    if not isinstance(mx_lookup, bool | None):
+    if not isinstance(mx_lookup, (bool, type(None))):
         # Callers turn text ("false", "no") into a boolean first, with Ansible's rules (the relayhost filter does).
         raise RelayhostError(f"relay mx_lookup must be true or false, got {described(mx_lookup)}", value=shown_relay)
     port = relay.get("port")

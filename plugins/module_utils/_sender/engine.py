@@ -100,7 +100,7 @@ def _list_option(params, name) -> list:
     value = params.get(name)
     if value is None:
         return []
-    if not isinstance(value, list | tuple):
+    if not isinstance(value, (list, tuple)):
         raise SmtpRelayError(f"{name}: expected a list, got {shown(value)}", field=name)
     return list(value)
 
@@ -267,7 +267,7 @@ def check_senders(params: dict, resolver: Resolver | None = None) -> dict:
     def run(sender: Sender) -> list[dict]:
         return _guarded(sender, lambda s: dns_checks(resolver, s, opts, relay))
 
-    for sender, extra in zip(to_ask, run_bounded(run, to_ask, opts.workers), strict=True):
+    for sender, extra in zip(to_ask, run_bounded(run, to_ask, opts.workers)):
         sender.checks.extend(extra)
     all_checks = [c for s in senders.values() for c in s.checks] + relay.checks
     details = {

@@ -6,7 +6,8 @@ tests/images/build.sh builds for it. On each: the campus relay case (the role wi
 mail reaches the lab relay's campus listener from the approved sender over TLS; a second run changes nothing),
 then the SASL case on the same host (fleet.sasl_vars(): the mail arrives authenticated, over TLS). The role's
 compatibility_level follows the release's Postfix, Postfix reads the configuration without a warning, and relay_info
-reads the host (its version, the service, the queue through postqueue -j).
+reads the host (its version, the service, the queue through postqueue -j), and relay_check runs on the
+host's own Python (3.9 on Debian 11) through to a test mail.
 """
 
 from __future__ import annotations
@@ -107,3 +108,28 @@ def test_relay_info_reads_the_host(tmp_path, release):
     assert relay["queue_error"] is None
     assert isinstance(relay["queue"]["total"], int)
     assert relay["relayhost"] == f"[{lab.info()['relay']['host']}]:{lab.info()['relay']['ports']['submission']}"
+
+
+def test_relay_check_runs_on_the_hosts_python(tmp_path, release):
+    """relay_check on the host's own Python (3.9 on Debian 11): static rules, probe and a test mail that arrives."""
+    suite, host = release
+    relay = lab.info()["relay"]
+    subject = f"release {suite} relay_check {time.time()}"
+    variables = {
+        "ansible_connection": "containers.podman.podman",
+        "ca_file": fleet.CA_ON_HOST,
+        "relay_user": relay["username"],
+        "relay_password": relay["password"],
+        "mail_from": fleet.SENDER,
+        "subject": subject,
+    }
+    inventory = playbooks.inventory(tmp_path, {host: variables})
+    run = playbooks.run(tmp_path, [host], HERE / "relay_check.yml", inventory=inventory)
+    assert run.rc == 0, run.output
+    check = run.result("Check the relay and send a test mail", host)
+    assert check["valid"] is True, check["checks"]
+    failing = [c for c in check["checks"] if c["status"] == "fail"]
+    assert failing == []
+    record = records.wait_for(relay["records_dir"], lambda r: records.headers(r)["Subject"] == subject, timeout=60)
+    assert record["auth_user"] == relay["username"]
+    assert record["tls"]
