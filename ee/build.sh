@@ -3,11 +3,10 @@
 # `make ee` runs this with the venv on PATH (ansible-builder, pinned in ee/requirements.txt) after `make images`.
 #
 # The image is tagged with a hash of everything that goes into it (this directory, the collection as the work tree
-# has it, community.general, the venv's package versions, the Debian image) and rebuilt only when that changes.
+# has it, the venv's package versions, the Debian image) and rebuilt only when that changes.
 # What ansible-builder gets, in .cache/ee/ (ignored by git and the linters):
 #   stage/      the definition, and beside it collections/: the work tree packed with ansible-galaxy (tracked and
-#               untracked files, what the tests run; galaxy.yml's build_ignore applies) and community.general as
-#               the venv's ansible package installs it (Galaxy is not reachable here)
+#               untracked files, what the tests run; galaxy.yml's build_ignore applies)
 #   pip/        pip.conf and wheels/, mounted read-only at /etc/xdg/pip during the build only: every pip install of
 #               the build takes these wheels and nothing else (no index). They are built on the host, whose pip
 #               reaches PyPI, at the versions the venv has: the image runs what the tests run, the build needs no
@@ -36,7 +35,6 @@ git -C "$root" ls-files -z -co --exclude-standard | while IFS= read -r -d '' f; 
 done | (mkdir "$tree/src" && tar -C "$root" --null --no-recursion -T - -cf - | tar -C "$tree/src" -xf -)
 ansible-galaxy collection build --force --output-path "$tree/out" "$tree/src" >/dev/null
 tarball=$(ls "$tree"/out/*.tar.gz)
-general=$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/ansible_collections/community/general
 
 # What the wheels are made of: the definition's pins, what ansible-builder installs in its builder stage, the
 # collection's Python requirements (from its meta/execution-environment.yml), held to the venv's versions.
@@ -63,7 +61,6 @@ inputs=$(
     cat "$root"/ee/execution-environment.yml "$root"/ee/Containerfile.base "$root"/ee/build.sh "$root"/ee/requirements.txt
     podman image inspect -f '{{.Id}}' "$debian"
     tar -xzOf "$tarball" MANIFEST.json  # names every file with its checksum
-    cat "$general/MANIFEST.json"
     echo "$requirements" "$constraints"
   } | sha256sum | cut -c1-12
 )
@@ -82,11 +79,9 @@ fi
 podman tag "localhost/smtp-relay-ee-base:$base_recipe" localhost/smtp-relay-ee-base:latest
 
 rm -rf "$work/stage" "$work/context"
-mkdir -p "$work/stage/collections/ansible_collections/community"
+mkdir -p "$work/stage/collections"
 cp "$definition" "$work/stage/"
 cp "$tarball" "$work/stage/collections/smtp-relay.tar.gz"
-(cd "$(dirname "$general")" && tar --exclude=__pycache__ -cf - general) |
-  tar -C "$work/stage/collections/ansible_collections/community" -xf -
 
 wheels_recipe=$(echo "$requirements" "$constraints" | sha256sum | cut -c1-12)
 if [ "$(cat "$work/pip/recipe" 2>/dev/null)" != "$wheels_recipe" ]; then

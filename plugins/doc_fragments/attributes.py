@@ -8,8 +8,9 @@ from __future__ import annotations
 class ModuleDocFragment:
     """The attributes the collection's modules share, with ansible.builtin.action_common_attributes.
 
-    A module lists ansible.builtin.action_common_attributes (the descriptions), one of READ_ONLY and WRITES_FILES,
-    and ACTION_GROUP when it is in the smtp.relay.relay action group; its own C(attributes) then only add details.
+    A module lists ansible.builtin.action_common_attributes (the descriptions), one of READ_ONLY, WRITES_FILES and
+    SENDS_MAIL, and ACTION_GROUP when it is in the smtp.relay.relay action group; its own C(attributes) then only add
+    details.
     """
 
     # Reads and reports; never changes the managed host, so it runs fully in check mode and has no diff.
@@ -30,6 +31,17 @@ attributes:
     support: full
   diff_mode:
     support: full
+  platform:
+    platforms: posix
+"""
+
+    # Sends mail through the host's Postfix and changes nothing else: check mode sends nothing, there is no diff.
+    SENDS_MAIL = r"""
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
   platform:
     platforms: posix
 """

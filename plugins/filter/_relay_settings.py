@@ -21,6 +21,8 @@ description:
     (C(ca_bundle), C(config_dir), C(map_type)) is refused, naming it, when it is not one line of text.
   - Secret variables (those marked C(no_log) in the argument specification) are checked for shape only and never
     appear in the result.
+  - A preset the operator must hear about (V(office365), whose Basic SMTP AUTH Microsoft disables at the end of
+    December 2026) is shown as a warning in the play's output.
 options:
   _input:
     description: The role variables, by name (variables not in the role's argument specification are ignored).
@@ -102,8 +104,10 @@ import yaml
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import ArgumentTypeError, ArgumentValueError, RequiredError
+from ansible.utils.display import Display
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+from ansible_collections.smtp.relay.plugins.module_utils._plan.relay import preset_warnings
 from ansible_collections.smtp.relay.plugins.module_utils._plan.role import plan
 from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import described
 
@@ -219,9 +223,13 @@ def _shown(value, option: dict) -> str:
 def relay_settings(variables, host=None):
     typed, secrets = coerce(variables)
     try:
-        return plan(typed, dict(host or {}), secrets)
+        result = plan(typed, dict(host or {}), secrets)
     except SmtpRelayError as e:
         raise AnsibleFilterError(e.msg) from e
+    # In the play's output, not only at -v: an operator must see a preset's deprecation before it breaks mail.
+    for warning in preset_warnings(typed):
+        Display().warning(warning)
+    return result
 
 
 class FilterModule:

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import difflib
 
-from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, PASS, WARN, check
+from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, PASS, UNKNOWN, WARN, check
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.settings import DEFAULTS, Settings
 from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import (
     IMPLICIT_TLS_PORTS,
+    SEPARATORS,
     STARTTLS_PORTS,
     RelayhostError,
     format_relayhost,
@@ -138,11 +139,25 @@ def plugin_mechanisms(plugin_names) -> set[str]:
     return {mech for name in plugin_names for mech in SASL_PLUGINS.get(name, (name.upper(),))}
 
 
-def tls_parameters(mode: str, verify: bool, ca_file: str = "") -> dict:
+# Protocols below a minimum version, written as exclusions: every Postfix from 3.5 reads these (">=TLSv1.2" needs 3.6).
+MIN_TLS_VERSIONS = {
+    "TLSv1.2": ("!SSLv2", "!SSLv3", "!TLSv1", "!TLSv1.1"),
+    "TLSv1.3": ("!SSLv2", "!SSLv3", "!TLSv1", "!TLSv1.1", "!TLSv1.2"),
+}
+HOST_LOOKUPS = ("dns", "native", "dns, native")
+# Attributes of an smtp_tls_policy_maps entry (Postfix 3.5 to 3.10); their values are one word each.
+POLICY_ATTRIBUTES = ("match", "protocols", "ciphers", "exclude", "servername", "tafile", "connection_reuse")
+
+
+def tls_parameters(
+    mode: str, verify: bool, ca_file: str = "", *, level: str | None = None, min_version: str | None = None
+) -> dict:
     """The one translation of a TLS mode (starttls | implicit | none) into main.cf parameters.
 
     ``verify`` checks the relay's certificate against ``ca_file`` and the name the client connected to
-    (level ``secure`` with the host name sent as SNI); otherwise the connection is only encrypted.
+    (level ``secure`` with the host name sent as SNI); otherwise the connection is only encrypted. ``level``
+    asks for another level instead (``may``: opportunistic STARTTLS; ``fingerprint``: pinned certificates, with
+    SHA-256 fingerprints); ``min_version`` (a key of MIN_TLS_VERSIONS) excludes the older protocols.
     ``None`` values remove a parameter that another mode would have set.
     """
     if mode == "none":
@@ -152,14 +167,78 @@ def tls_parameters(mode: str, verify: bool, ca_file: str = "") -> dict:
             "smtp_tls_CAfile": None,
             "smtp_tls_servername": None,
             "smtp_tls_loglevel": None,
+            "smtp_tls_fingerprint_digest": None,
+            "smtp_tls_mandatory_protocols": None,
+            "smtp_tls_protocols": None,
         }
+    level = level or ("secure" if verify else "encrypt")
+    checks_chain = level in VERIFYING_LEVELS
+    protocols = ", ".join(MIN_TLS_VERSIONS[min_version]) if min_version else None
     return {
-        "smtp_tls_security_level": "secure" if verify else "encrypt",
+        "smtp_tls_security_level": level,
         "smtp_tls_wrappermode": "yes" if mode == "implicit" else "no",
         "smtp_tls_loglevel": "1",
-        "smtp_tls_CAfile": ca_file if verify else None,
-        "smtp_tls_servername": "hostname" if verify else None,
+        "smtp_tls_CAfile": ca_file if checks_chain else None,
+        "smtp_tls_servername": "hostname" if checks_chain else None,
+        # Postfix 3.5 digests with md5 unless told: pins are SHA-256.
+        "smtp_tls_fingerprint_digest": "sha256" if level == "fingerprint" else None,
+        "smtp_tls_mandatory_protocols": protocols,
+        "smtp_tls_protocols": protocols,
     }
+
+
+def policy_entry(level: str, match=(), servername: str = "", protocols: str = "") -> str:
+    """One smtp_tls_policy_maps value: ``secure match=name servername=name protocols=!SSLv2:!SSLv3``.
+
+    Names in ``match`` are joined with ``:`` (verify, secure), fingerprints with ``|`` (they hold colons).
+    """
+    words = [level]
+    if match:
+        words.append("match=" + ("|" if level == "fingerprint" else ":").join(match))
+    if servername:
+        words.append(f"servername={servername}")
+    listed = [p for p in SEPARATORS.split(protocols or "") if p]
+    if listed:
+        words.append("protocols=" + ":".join(listed))
+    return " ".join(words)
+
+
+def parse_policy(text: str) -> dict:
+    """An smtp_tls_policy_maps value -> {level, match: [...], servername, protocols: [...], unknown: [...]}."""
+    words = (text or "").split()
+    entry = {"level": words[0].lower() if words else "", "match": [], "servername": "", "protocols": [], "unknown": []}
+    for word in words[1:]:
+        name, has_value, value = word.partition("=")
+        name = name.lower()
+        if not has_value or name not in POLICY_ATTRIBUTES:
+            entry["unknown"].append(word)
+        elif name == "match":
+            entry["match"].extend(v for v in value.split("|" if entry["level"] == "fingerprint" else ":") if v)
+        elif name == "protocols":
+            entry["protocols"].extend(v for v in SEPARATORS.split(value.replace(":", " ")) if v)
+        elif name == "servername":
+            entry["servername"] = value
+    return entry
+
+
+def min_tls_version(protocols) -> str | None:
+    """The oldest protocol a protocol list (exclusions, or 3.6's ``>=TLSv1.2``) still allows, when it is 1.2+."""
+    words = [w.lower() for w in protocols if w]
+    versions = {v.lower(): v for v in MIN_TLS_VERSIONS}
+    for word in words:
+        if word.startswith(">="):
+            return versions.get(word[2:])
+    excluded = {w[1:] for w in words if w.startswith("!")}
+    for version in reversed(tuple(MIN_TLS_VERSIONS)):
+        if {p[1:].lower() for p in MIN_TLS_VERSIONS[version]} <= excluded:
+            return version
+    return None
+
+
+def policy_for(policies: dict | None, token: str) -> str | None:
+    """The policy table's value for one relayhost destination (Postfix folds keys to lower case), or None."""
+    folded = {str(k).lower(): v for k, v in (policies or {}).items()}
+    return folded.get(token.lower())
 
 
 def _relayhost_rules(s: Settings, ctx: dict) -> tuple[list, list]:
@@ -272,13 +351,28 @@ def _tls_rules(s: Settings, relays: list, ctx: dict) -> list:
                     parameter="smtp_tls_wrappermode",
                 )
             )
+    # A relay with an entry in smtp_tls_policy_maps gets that entry's level, not main.cf's: each is judged.
+    policies, policy_checks = _policy_rules(relay_tokens(s.get("relayhost")), relays, ctx)
+    out.extend(policy_checks)
+    judged = {} if relays and len(policies) == len(relays) else {level: f"smtp_tls_security_level = {level}"}
+    for where, entry in policies.items():
+        if entry["level"] in TLS_LEVELS:
+            judged.setdefault(entry["level"], f"smtp_tls_policy_maps: {where} = {entry['level']}")
+    for judged_level, source in judged.items():
+        out.extend(_level_rules(s, judged_level, source, wrapper, ctx))
+    return out
+
+
+def _level_rules(s: Settings, level: str, source: str, wrapper: bool, ctx: dict) -> list:
+    """What one TLS level means for the relay (``source`` says where the level was set)."""
+    out = []
     if wrapper:
         ok = level in ENCRYPTING_LEVELS
         out.append(
             check(
                 "tls.wrappermode_level",
                 PASS if ok else FAIL,
-                f"smtp_tls_wrappermode = yes with smtp_tls_security_level = {level}"
+                f"smtp_tls_wrappermode = yes with {source}"
                 + ("" if ok else ": implicit TLS needs level encrypt or stronger"),
                 STAGE,
                 None if ok else "set smtp_tls_security_level = encrypt (or verify with a CA file)",
@@ -290,7 +384,7 @@ def _tls_rules(s: Settings, relays: list, ctx: dict) -> list:
             check(
                 "tls.not_encrypted",
                 WARN,
-                "smtp_tls_security_level = none: mail goes to the relay in clear text",
+                f"{source}: mail goes to the relay in clear text",
                 STAGE,
                 "set smtp_tls_security_level = encrypt or verify",
                 parameter="smtp_tls_security_level",
@@ -301,25 +395,65 @@ def _tls_rules(s: Settings, relays: list, ctx: dict) -> list:
             check(
                 "tls.opportunistic",
                 WARN,
-                "smtp_tls_security_level = may: a network attacker can strip STARTTLS and Postfix sends in clear",
+                f"{source}: a network attacker can strip STARTTLS and Postfix sends in clear",
                 STAGE,
                 "set smtp_tls_security_level = encrypt or verify",
                 parameter="smtp_tls_security_level",
             )
         )
     if level in VERIFYING_LEVELS:
-        out.extend(_ca_rules(s, level, ctx))
+        out.extend(_ca_rules(s, level, ctx, source))
     return out
 
 
-def _ca_rules(s: Settings, level: str, ctx: dict) -> list:
+def _policy_rules(tokens: list, relays: list, ctx: dict) -> tuple[dict, list]:
+    """({relay: parsed entry} for the relays smtp_tls_policy_maps has an entry for, checks of those entries).
+
+    ``ctx["tls_policies"]``: the table's entries; absent: not known (nothing judged), None: not readable.
+    """
+    if "tls_policies" not in ctx:
+        return {}, []
+    if ctx["tls_policies"] is None:
+        message = "smtp_tls_policy_maps could not be read: the relay's TLS policy is not known"
+        return {}, [check("tls.policy", UNKNOWN, message, STAGE, "run as root", parameter="smtp_tls_policy_maps")]
+    policies, out = {}, []
+    # Postfix looks the destination up as written in relayhost (brackets, port or service name).
+    for token in tokens if len(tokens) == len(relays) else [_where(r) for r in relays]:
+        text = policy_for(ctx["tls_policies"], token)
+        if text is None:
+            continue
+        entry = policies[token] = parse_policy(text)
+        out.append(_policy_check(token, text, entry))
+    return policies, out
+
+
+def _policy_check(token: str, text: str, entry: dict) -> dict:
+    level, problem, status = entry["level"], "", FAIL
+    if level not in TLS_LEVELS:
+        problem = f"{level or '(empty)'} is not a TLS level Postfix knows"
+    elif entry["unknown"]:
+        problem = f"Postfix does not know {' '.join(entry['unknown'])}: it defers mail to this relay"
+    elif level == "fingerprint" and not entry["match"]:
+        problem = "level fingerprint without match=: no certificate can match, every delivery fails"
+    elif entry["match"] and level not in ("fingerprint", *VERIFYING_LEVELS):
+        problem, status = f"match= is ignored at level {level}: the certificate is not checked", WARN
+    if problem:
+        hint = "write LEVEL [match=NAME] [protocols=...]; levels: " + ", ".join(TLS_LEVELS)
+        message = f"smtp_tls_policy_maps: {token} = {text}: {problem}"
+        return check("tls.policy_invalid", status, message, STAGE, hint, parameter="smtp_tls_policy_maps")
+    message = f"smtp_tls_policy_maps: {token} = {text}"
+    return check("tls.policy", PASS, message, STAGE, parameter="smtp_tls_policy_maps")
+
+
+def _ca_rules(s: Settings, level: str, ctx: dict, source: str = "") -> list:
+    source = source or f"smtp_tls_security_level = {level}"
     ca_file, ca_path = s.get("smtp_tls_CAfile"), s.get("smtp_tls_CApath")
     if not (ca_file or ca_path or s.flag("tls_append_default_CA")):
         return [
             check(
                 "tls.verify_without_ca",
                 FAIL,
-                f"smtp_tls_security_level = {level} checks the relay's certificate, but no CA is configured "
+                f"{source} checks the relay's certificate, but no CA is configured "
                 "(smtp_tls_CAfile and smtp_tls_CApath are empty, tls_append_default_CA = no)",
                 STAGE,
                 "set smtp_tls_CAfile = /etc/ssl/certs/ca-certificates.crt (or the relay's CA)",
@@ -442,12 +576,15 @@ def _sasl_rules(s: Settings, raw_relayhost: str, relays: list, ctx: dict) -> lis
             )
         )
     elif keys is not None and tokens:
-        out.append(_key_rule(tokens, matching, keys))
+        out.append(_key_rule(tokens, matching, keys, s.flag("smtp_sender_dependent_authentication")))
     out.extend(_mechanism_rules(s, ctx))
     return out
 
 
-def _key_rule(tokens: list, matching: list, keys) -> dict:
+def _key_rule(tokens: list, matching: list, keys, by_sender: bool = False) -> dict:
+    # Sender keys (an address or @domain; a next hop never holds "@") are read only with sender-dependent
+    # authentication, and then before the next hop: the relayhost itself may need no credentials.
+    senders = sorted(k for k in keys if "@" in k)
     if matching:
         return check(
             "sasl.key_mismatch",
@@ -456,15 +593,31 @@ def _key_rule(tokens: list, matching: list, keys) -> dict:
             STAGE,
             parameter="smtp_sasl_password_maps",
         )
-    near = difflib.get_close_matches(tokens[0].lower(), [k.lower() for k in keys], n=1, cutoff=0.5)
-    found = f"; the closest key is {near[0]}" if near else ("" if keys else "; the map is empty")
+    if by_sender and senders:
+        return check(
+            "sasl.key_mismatch",
+            PASS,
+            f"the SASL map has credentials by sender ({', '.join(senders[:3])}{', ...' if len(senders) > 3 else ''}); "
+            f"mail from other senders goes to {tokens[0]} without AUTH",
+            STAGE,
+            parameter="smtp_sasl_password_maps",
+        )
+    hops = [k.lower() for k in keys if "@" not in k]
+    near = difflib.get_close_matches(tokens[0].lower(), hops, n=1, cutoff=0.5)
+    empty = "; the map has sender keys only" if keys else "; the map is empty"
+    found = f"; the closest key is {near[0]}" if near else ("" if hops else empty)
+    unused = (
+        f"; the sender keys ({', '.join(senders[:3])}) are read only with smtp_sender_dependent_authentication = yes"
+        if senders
+        else ""
+    )
     return check(
         "sasl.key_mismatch",
         FAIL,
         f"no key in smtp_sasl_password_maps is written exactly like the relayhost {tokens[0]}{found}: "
         "Postfix would not authenticate",
         STAGE,
-        f"write the map key as {tokens[0]} (same brackets and port as relayhost)",
+        f"write the map key as {tokens[0]} (same brackets and port as relayhost){unused}",
         parameter="smtp_sasl_password_maps",
     )
 
@@ -603,6 +756,7 @@ def static_checks(settings: dict, context: dict | None = None) -> list[dict]:
     ``tls`` (mode asked for), ``allow_plaintext_auth`` (SASL without TLS is a warning, not a failure),
     ``sasl_keys`` (SASL map keys; None: unknown), ``offered_mechanisms`` (AUTH after
     TLS, from a probe), ``tls_active``, ``sasl_plugins`` (installed Cyrus client plugin names; None: unknown),
+    ``tls_policies`` (entries of smtp_tls_policy_maps; None: not readable; absent: not known),
     ``known_parameters`` and ``boolean_parameters`` (from ``postconf -d``), ``configured`` (names set in main.cf,
     when ``settings`` also holds defaults: only these are checked for typos, obsolete names and booleans),
     ``file_exists`` ({path: bool}).

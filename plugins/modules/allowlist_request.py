@@ -28,6 +28,12 @@ description:
     written.
   - Renders the request as a mail, Markdown, JSON, YAML or a CSV row, and writes O(dest) only when its content
     changed. Renderings hold no timestamps, so repeated runs report no change.
+  - With O(send=true), mails the request to the relay owners (O(mail_to)) through O(smtp_host), always over TLS
+    whose certificate is verified (O(ca_file), else the system's CAs) and whose name must match O(smtp_host). A
+    certificate that does not verify ends the session before anything is sent, and the password is never sent to
+    it. The mail goes from where the module runs; O(request) sends a request built on another host, for example
+    from the controller.
+  - Each failed check is also returned as a warning, so that it shows in the play's output at any verbosity.
 options:
   fqdn:
     description:
@@ -35,9 +41,8 @@ options:
       - Default is the host's own FQDN, which is then checked rather than refused when it is not qualified.
     type: str
   purpose:
-    description: What the server is for, in one line.
+    description: What the server is for, in one line. Required unless O(request) is given.
     type: str
-    required: true
   ipv4:
     description:
       - IPv4 egress address(es) or network(s) in CIDR notation, for hosts behind NAT.
@@ -64,15 +69,34 @@ options:
     elements: str
     default: []
   team:
-    description: The team that owns the server.
+    description: The team that owns the server. Required unless O(request) is given.
     type: str
-    required: true
   contact:
     description:
       - Who to ask about the server, a mail address (V(mail-ops@example.org)) or a named chat channel (V(#mail-ops),
-        V(slack:#mail-ops), V(matrix:#mail-ops:example.org)).
+        V(slack:#mail-ops), V(matrix:#mail-ops:example.org)). Required unless O(request) is given.
     type: str
-    required: true
+  shared_egress:
+    description:
+      - The egress addresses given in O(ipv4), O(ipv6) and O(egress) are a platform's shared egress ranges (a PaaS,
+        a cloud NAT gateway), which the application's FQDN never resolves to and whose reverse names are the
+        platform's.
+      - The FQDN must still resolve, but the forward check of each range and the reverse check of each address are
+        then skipped, each with a check saying why (C(fqdn.shared_egress), C(rdns.shared_egress)), instead of
+        failing. Other checks are unchanged; the request marks the addresses as shared egress.
+      - Needs the ranges given; detected addresses are never shared ones.
+    type: bool
+    default: false
+  volume_per_day:
+    description: Expected number of mails per day, 0 to 1000000000, for relay owners who ask; shown when given.
+    type: int
+  sender_domains:
+    description:
+      - Domains the server sends as (the domains of its From addresses), for relay owners who ask; shown when given.
+      - Each must be a domain name with at least two labels; internationalized names are given in A-label form.
+    type: list
+    elements: str
+    default: []
   monitoring:
     description: How the server is monitored, for relays that ask; shown in the request when given.
     type: str
@@ -127,7 +151,9 @@ options:
     elements: str
     default: []
   timeout:
-    description: Seconds to wait for each DNS lookup through O(nameservers), more than 0 and at most 300.
+    description:
+      - Seconds to wait for each DNS lookup through O(nameservers), and for each step of sending (O(send)), more
+        than 0 and at most 300.
     type: float
     default: 5.0
   report_only:
@@ -150,6 +176,57 @@ options:
   config_dir:
     description: Postfix configuration directory to read settings from; default is Postfix's own.
     type: path
+  request:
+    description:
+      - A request built by an earlier run (its RV(request)), to render, write or send as it is, for example from
+        the controller after building it on the host. Nothing is read from the host and no check is run again;
+        every field is checked as input again, by the rules that built it.
+      - O(fqdn), O(purpose), O(team), O(contact), O(monitoring), O(volume_per_day) and O(sender_domains) cannot
+        be given with it; options that decide how a request is gathered and checked are ignored.
+    type: dict
+  send:
+    description:
+      - Mail the request (its mail rendering, O(subject)) to O(mail_to) through O(smtp_host). Sending reports a
+        change; in check mode nothing is connected to and RV(sent) says what would be sent.
+      - Nothing is sent when a check refuses the request (see O(fail_on)).
+    type: bool
+    default: false
+  smtp_host:
+    description:
+      - The mail server to send through, with O(send=true). Its certificate must hold this name or IP address.
+    type: str
+  smtp_port:
+    description: Its port; default V(587) with O(smtp_tls=starttls), V(465) with O(smtp_tls=implicit).
+    type: int
+  smtp_tls:
+    description: V(starttls) (STARTTLS is required) or V(implicit) (TLS from the start); never in clear.
+    type: str
+    choices: [starttls, implicit]
+    default: starttls
+  ca_file:
+    description:
+      - PEM file of the CA certificates that verify O(smtp_host)'s certificate, where the module runs. Default is the
+        system's CAs.
+    type: path
+  smtp_username:
+    description: User name for SMTP AUTH (PLAIN, LOGIN or CRAM-MD5, after TLS); with O(smtp_password).
+    type: str
+  smtp_password:
+    description: Password for SMTP AUTH; never shown in output.
+    type: str
+  mail_from:
+    description: Sender address of the mail, with O(send=true).
+    type: str
+  mail_to:
+    description: Recipients of the mail (the relay owners), with O(send=true); at most 50 with O(mail_cc).
+    type: list
+    elements: str
+    default: []
+  mail_cc:
+    description: Copy recipients. A recipient the server refuses and the mail goes to nobody.
+    type: list
+    elements: str
+    default: []
 requirements:
   - dnspython, only when O(nameservers) is given.
 extends_documentation_fragment:
@@ -208,6 +285,28 @@ EXAMPLES = r"""
     format: csv
     dest: /root/allowlist-request.csv
 
+- name: A platform app whose mail leaves through the platform's shared egress ranges
+  smtp.relay.allowlist_request:
+    fqdn: shop.apps.example.org
+    purpose: Order confirmations
+    team: Shop platform
+    contact: shop-ops@example.org
+    egress: [198.51.100.0/26, "2001:db8:100::/56"]
+    shared_egress: true
+    volume_per_day: 2000
+    sender_domains: [shop.example.org]
+
+- name: Build the request on the host, then send it from the controller through the team's mail server
+  smtp.relay.allowlist_request:
+    request: "{{ allowlist.request }}"
+    send: true
+    smtp_host: smtp.example.org
+    smtp_username: allowlist-bot
+    smtp_password: "{{ vault_allowlist_bot_password }}"
+    mail_from: allowlist-bot@example.org
+    mail_to: [relay-owners@agency.example]
+  delegate_to: localhost
+
 - name: Show failed checks
   ansible.builtin.debug:
     msg: "{{ allowlist.checks | selectattr('status', 'equalto', 'fail') | list }}"
@@ -236,12 +335,24 @@ request:
       type: list
       elements: str
       sample: ["2001:db8:10::17"]
+    shared_egress:
+      description: True when the egress addresses are a platform's shared ranges (O(shared_egress)); null otherwise.
+      type: bool
     team:
       description: Owning team.
       type: str
     contact:
       description: Mail address or chat channel.
       type: str
+    volume_per_day:
+      description: Expected mails per day; null when not given.
+      type: int
+      sample: 2000
+    sender_domains:
+      description: Domains the server sends as, lower-case A-labels.
+      type: list
+      elements: str
+      sample: [shop.example.org]
     relay:
       description: The relay the request is for (as given, or Postfix's relayhost); null when unknown.
       type: str
@@ -311,6 +422,42 @@ dest:
   description: The file written (or that would be written).
   returned: when O(dest) is given
   type: str
+sent:
+  description: The mail sent (in check mode, the one that would be sent).
+  returned: when O(send=true)
+  type: dict
+  contains:
+    sent:
+      description: Whether the server accepted the mail (false in check mode).
+      type: bool
+    smtp_host:
+      description: The server it went through.
+      type: str
+    smtp_port:
+      description: Its port.
+      type: int
+    tls:
+      description: TLS version of the verified session (null in check mode).
+      type: str
+      sample: TLSv1.3
+    from:
+      description: Sender address.
+      type: str
+    to:
+      description: Recipients.
+      type: list
+      elements: str
+    cc:
+      description: Copy recipients.
+      type: list
+      elements: str
+    message_id:
+      description: Message-ID header of the mail.
+      type: str
+    reply:
+      description: The server's reply to the message, usually with its queue id.
+      type: str
+      sample: "2.0.0 Ok: queued as 4FAKE123"
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -322,6 +469,7 @@ from ansible_collections.smtp.relay.plugins.module_utils._allowlist.model import
     FORMATS,
 )
 from ansible_collections.smtp.relay.plugins.module_utils._allowlist.request import allowlist_request
+from ansible_collections.smtp.relay.plugins.module_utils._allowlist.send import SMTP_TLS
 from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL_ON_CHOICES
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._allowlist.host import HostInfo
@@ -331,12 +479,15 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "fqdn": {"type": "str"},
-            "purpose": {"type": "str", "required": True},
+            "purpose": {"type": "str"},
             "ipv4": {"type": "list", "elements": "str", "default": []},
             "ipv6": {"type": "list", "elements": "str", "default": []},
             "egress": {"type": "list", "elements": "str", "default": []},
-            "team": {"type": "str", "required": True},
-            "contact": {"type": "str", "required": True},
+            "team": {"type": "str"},
+            "contact": {"type": "str"},
+            "shared_egress": {"type": "bool", "default": False},
+            "volume_per_day": {"type": "int"},
+            "sender_domains": {"type": "list", "elements": "str", "default": []},
             "monitoring": {"type": "str"},
             "relay_host": {"type": "str"},
             "relay_public": {"type": "bool"},
@@ -357,6 +508,17 @@ def main():
                 "default": list(DEFAULT_FAIL_ON),
             },
             "config_dir": {"type": "path"},
+            "request": {"type": "dict"},
+            "send": {"type": "bool", "default": False},
+            "smtp_host": {"type": "str"},
+            "smtp_port": {"type": "int"},
+            "smtp_tls": {"type": "str", "choices": list(SMTP_TLS), "default": "starttls"},
+            "ca_file": {"type": "path"},
+            "smtp_username": {"type": "str"},
+            "smtp_password": {"type": "str", "no_log": True},
+            "mail_from": {"type": "str"},
+            "mail_to": {"type": "list", "elements": "str", "default": []},
+            "mail_cc": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )
@@ -372,6 +534,8 @@ def main():
         result = allowlist_request(module.params, host, check_mode=module.check_mode, want_diff=module._diff)
     except SmtpRelayError as e:
         module.fail_json(msg=e.msg, **e.details)
+    for warning in result.pop("warnings"):
+        module.warn(warning)
     module.exit_json(**result)
 
 

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: postfix_apply
 short_description: Apply a whole Postfix relay plan in one call - maps, mail name, main.cf, service
-version_added: 1.1.0
+version_added: 1.0.0
 description:
   - Used by the C(smtp.relay.postfix) role so that a run that changes nothing costs one remote module execution
     per host. Checks that the packages are installed, writes the lookup tables (as M(smtp.relay.postfix_map)),
@@ -21,7 +21,9 @@ description:
   - Where the package left no C(main.cf) (Debian's C(No configuration) install), an empty one is created first,
     because Postfix's tools refuse to work without it.
   - Every input is checked before anything is written (every table, the mail name, and main.cf, validated by
-    C(postconf) in a staging copy), so a refused input leaves the host as it was.
+    C(postconf) in a staging copy), so a refused input leaves the host as it was. A changed main.cf parameter
+    that names a lookup table type this Postfix lacks (C(postconf -m)), such as V(pcre) without C(postfix-pcre),
+    is refused naming the parameter and the package to install.
   - Values of O(secret_maps), and of O(main_cf) parameters whose name marks them as secret, never appear in the
     output or the diff; the tables of O(secret_maps) are mode V(0600).
   - One run at a time per host. While it writes, the module holds an exclusive lock on
@@ -48,8 +50,10 @@ options:
     required: true
   maps:
     description:
-      - Lookup tables to write under O(config_dir), each C({name, entries, state}) (C(state) V(present) or V(absent),
-        default V(present)).
+      - Lookup tables to write under O(config_dir), each C({name, entries, state, type}) (C(state) V(present) or
+        V(absent), default V(present); C(type) the table's own type, default O(map_type)).
+      - A V(regexp) or V(pcre) table takes C(entries) as a list of C({pattern, action}) in the order Postfix tries
+        them, and is read by Postfix on a staged copy first (as M(smtp.relay.postfix_map) does).
       - Other keys, and a table given twice (here or in O(secret_maps)), are refused.
     type: list
     elements: dict
@@ -60,9 +64,9 @@ options:
     elements: dict
     default: []
   map_type:
-    description: Type of the tables. Default, the host's C(default_database_type).
+    description: Type of the tables that give none. Default, the host's C(default_database_type).
     type: str
-    choices: [hash, btree, lmdb, cdb, texthash]
+    choices: [hash, btree, lmdb, cdb, texthash, regexp, pcre]
   mailname_file:
     description:
       - Absolute path of the mail name file to write (C(/etc/mailname) on Debian), in a directory that exists.
@@ -71,6 +75,15 @@ options:
   mailname:
     description: Content of O(mailname_file), one host name such as V(example.org); anything else is refused.
     type: str
+  alias_databases:
+    description:
+      - Alias databases to build, as C(TYPE:/path) such as V(hash:/etc/aliases), with C(postalias) when the indexed
+        file is missing or older than its source (what C(newaliases) does), before main.cf is written; the service
+        is then reloaded. A source that does not exist is left alone.
+      - The role gives V(hash:/etc/aliases) in satellite mode, whose local delivery defers every mail without it.
+    type: list
+    elements: str
+    default: []
   service:
     description: Service to enable and start (reload or restart after a main.cf change). Empty, none.
     type: str
@@ -161,6 +174,7 @@ def main():
             "map_type": {"type": "str", "choices": list(MAP_TYPES)},
             "mailname_file": {"type": "path"},
             "mailname": {"type": "str"},
+            "alias_databases": {"type": "list", "elements": "str", "default": []},
             "service": {"type": "str", "default": "postfix"},
             "packages": {"type": "list", "elements": "str", "default": []},
             "config_dir": {"type": "path", "default": "/etc/postfix"},
@@ -177,6 +191,7 @@ def main():
             map_type=params["map_type"],
             mailname_file=params["mailname_file"],
             mailname=params["mailname"],
+            alias_databases=params["alias_databases"],
             service=params["service"],
             packages=params["packages"],
             config_dir=params["config_dir"],

@@ -13,6 +13,13 @@ version_added: 1.0.0
 description:
   - Writes a lookup table such as C(sasl_passwd), C(sender_canonical) or C(generic) from a mapping,
     one C(key value) line per entry in key order, and builds its indexed form with C(postmap).
+  - V(regexp) and V(pcre) tables (header checks, for example) are written in the order given, one
+    C(pattern action) line per entry, and get no index. Each pattern must look like C(/regex/flags) (or
+    C(!/regex/flags)); then, on every run, Postfix itself reads a staged copy (C(postmap -q)) before the
+    table is put in place, and a line it warns about, or a type it lacks (V(pcre) without C(postfix-pcre)),
+    is refused, naming the entry or the package, with nothing on the host changed.
+  - A table whose file others may not read (such as a credentials table written with O(secret=true)) is
+    shown masked in the diff, whatever O(secret) says, so that removing or rewriting it prints no credential.
   - The index is built only when the content changed or the indexed file is missing or older than its
     source. The build happens on a hidden temporary copy in the same directory, then the index and the
     source are renamed into place, so Postfix never reads a half-built table.
@@ -45,15 +52,19 @@ options:
     description:
       - Lookup key to value. Keys are one word; Postfix folds them to lower case, so two keys that differ
         only in case are refused.
+      - For O(type=regexp) and O(type=pcre), a list of C({pattern, action}) (clearer, and a pattern may
+        appear in any order), or a mapping of pattern to action; either way the order given is the order
+        Postfix tries them in.
       - Required when O(state=present).
-    type: dict
+    type: raw
   type:
     description:
       - Lookup table type. Default is the host's C(default_database_type) (read with
         C(postconf -h default_database_type)), usually V(hash) or V(lmdb).
-      - V(texthash) tables are read by Postfix directly and get no index.
+      - V(texthash), V(regexp) and V(pcre) tables are read by Postfix directly and get no index.
+      - V(pcre) needs Postfix's pcre support (Debian, EL - C(postfix-pcre)); V(regexp) needs nothing more.
     type: str
-    choices: [hash, lmdb, btree, cdb, texthash]
+    choices: [hash, lmdb, btree, cdb, texthash, regexp, pcre]
   secret:
     description:
       - The table holds credentials (such as C(sasl_passwd)). Files become mode V(0600), owned by root, and
@@ -103,6 +114,16 @@ EXAMPLES = r"""
     type: texthash
     entries:
       root: noreply@example.org
+
+- name: Strip headers that name internal hosts from outgoing mail (smtp_header_checks)
+  smtp.relay.postfix_map:
+    name: smtp_header_checks
+    type: regexp
+    entries:
+      - pattern: /^X-Internal-Host:/
+        action: IGNORE
+      - pattern: /^X-Originating-IP:/
+        action: "REPLACE X-Originating-IP: [redacted]"
 """
 
 RETURN = r"""
@@ -140,6 +161,16 @@ def _secrets(raw: dict) -> set[str]:
     return entry_secrets(raw.get("entries"), check_type_dict) if flagged(raw.get("secret")) else set()
 
 
+def _entries(entries):
+    """Text is read as Ansible reads a dict option ("key=value ..." or JSON); mappings and lists go on as given."""
+    if not isinstance(entries, str):
+        return entries
+    try:
+        return check_type_dict(entries)
+    except TypeError as e:
+        raise SmtpRelayError(f"entries: {e}", field="entries") from None
+
+
 def main():
     # A secret table's values are hidden from every output, Ansible's own refusals included
     # (module_utils/_postfix/secrets.py says how).
@@ -147,7 +178,8 @@ def main():
         argument_spec={
             "name": {"type": "str"},
             "path": {"type": "path"},
-            "entries": {"type": "dict"},
+            # A mapping, or a list of {pattern, action} for regexp and pcre tables (checked in maps.py).
+            "entries": {"type": "raw"},
             "type": {"type": "str", "choices": list(MAP_TYPES)},
             "secret": {"type": "bool", "default": False, "no_log": False},
             "config_dir": {"type": "path", "default": "/etc/postfix"},
@@ -165,7 +197,7 @@ def main():
     try:
         result = ensure_map(
             runner,
-            entries=params["entries"],
+            entries=_entries(params["entries"]),
             name=params["name"],
             path=params["path"],
             map_type=params["type"],

@@ -64,9 +64,10 @@ options:
     type: str
   auth:
     description:
-      - Whether to try AUTH. Default is V(true) when O(username) is given.
+      - Whether to try AUTH. Default is V(true) when O(username) is given, and when O(mail_from) is tested on a host
+        whose Postfix authenticates (C(smtp_sasl_auth_enable = yes)), as Postfix does before MAIL FROM.
       - With V(true) and no O(username), the credentials stored in the host's SASL map for the relayhost are used
-        (read as root, sent only to the relay).
+        (read as root, sent only to the relay, hidden from every output like a C(no_log) value).
     type: bool
   allow_plaintext_auth:
     description:
@@ -122,7 +123,9 @@ options:
   nameservers:
     description:
       - DNS servers to ask for the relay's MX and address (A/AAAA) records (IP addresses).
-      - Default is the host's own resolver, as its programs see names (C(/etc/hosts), then DNS).
+      - Default is to look the relay up as the host's Postfix will (C(smtp_host_lookup)) - V(dns), Postfix's default,
+        asks DNS alone (C(/etc/hosts) is not read; needs C(python3-dnspython) on the host, else the system resolver
+        answers); V(native) the host's own resolver (C(/etc/hosts), then DNS). Without Postfix, the host's resolver.
     type: list
     elements: str
   expect:
@@ -145,7 +148,10 @@ notes:
   - Certificate names are matched as Postfix does at C(smtp_tls_security_level=verify) (C(smtp_tls_verify_cert_match))
     and C(secure) (C(smtp_tls_secure_cert_match)); below C(verify) certificate problems are warnings, since Postfix
     does not check them.
-  - Addresses are looked up through the host's resolver (C(/etc/hosts) included), or through O(nameservers) when given.
+  - Addresses are looked up as the host's Postfix will (C(smtp_host_lookup)), or through O(nameservers) when given. A
+    relay only the system resolver knows (C(/etc/hosts)) while Postfix asks DNS alone fails as C(dns.host_lookup).
+  - The relay's entry in C(smtp_tls_policy_maps), when there is one, decides as Postfix does - level, expected names
+    (C(match=)), pinned fingerprints, SNI (C(servername=)), protocols.
 seealso:
   - module: smtp.relay.relay_info
   - name: Postfix TLS support
@@ -217,18 +223,21 @@ checks:
       V(skip) under their base id.
     - Static ids - C(relayhost.missing), C(relayhost.syntax), C(relayhost.mx_lookup), C(tls.level_unknown),
       C(tls.mode_mismatch), C(tls.wrappermode_required), C(tls.wrappermode_unexpected), C(tls.wrappermode_level),
-      C(tls.not_encrypted), C(tls.opportunistic), C(tls.verify_without_ca), C(tls.ca_missing), C(sasl.not_enabled),
+      C(tls.not_encrypted), C(tls.opportunistic), C(tls.verify_without_ca), C(tls.ca_missing), C(tls.policy),
+      C(tls.policy_invalid), C(sasl.not_enabled),
       C(sasl.security_options_invalid), C(sasl.without_encryption), C(sasl.no_password_maps),
       C(sasl.key_mismatch), C(sasl.no_worthy_mechs), C(sasl.plugins_missing), C(params.obsolete),
       C(params.mistyped), C(params.unknown), C(params.bad_boolean); C(host.expectations) with O(expect).
-    - Probe base ids, then their failure ids - C(dns.mx) (C(dns.no_mx)), C(dns.address) (C(dns.no_address)),
-      C(tcp.connect) (C(tcp.timeout), C(tcp.refused), C(tcp.unreachable), C(tcp.error)), C(smtp.banner)
-      (C(smtp.no_banner), C(smtp.banner_rejected)), C(smtp.ehlo) (C(smtp.ehlo_rejected)), C(tls.handshake)
-      (C(tls.starttls_not_offered), C(tls.starttls_refused), C(tls.handshake_failed), C(tls.ca_unreadable)),
-      C(cert.chain) (C(cert.untrusted), C(cert.missing)), C(cert.name) (C(cert.name_mismatch)), C(cert.expiry)
-      (C(cert.expired), C(cert.expires_soon)), C(cert.sni) (C(cert.sni_differs)), C(auth.mechanisms)
-      (C(auth.not_offered)), C(auth.login) (C(auth.rejected), C(auth.error)), C(envelope.mail_from)
-      (C(envelope.sender_rejected)), C(envelope.rcpt_to) (C(envelope.recipient_rejected)), C(message.sent)
+    - Probe base ids, then their failure ids - C(dns.mx) (C(dns.no_mx)), C(dns.address) (C(dns.no_address),
+      C(dns.host_lookup)), C(tcp.connect) (C(tcp.timeout), C(tcp.refused), C(tcp.unreachable), C(tcp.error)),
+      C(smtp.banner) (C(smtp.no_banner), C(smtp.banner_rejected)), C(smtp.ehlo) (C(smtp.ehlo_rejected)),
+      C(tls.handshake) (C(tls.starttls_not_offered), C(tls.starttls_refused), C(tls.handshake_failed),
+      C(tls.ca_unreadable)), C(cert.chain) (C(cert.untrusted), C(cert.missing)), C(cert.name)
+      (C(cert.name_mismatch), C(cert.policy_name_mismatch) for a name the TLS policy expects,
+      C(cert.fingerprint_mismatch)), C(cert.expiry) (C(cert.expired), C(cert.expires_soon)), C(cert.sni)
+      (C(cert.sni_differs)), C(auth.mechanisms) (C(auth.not_offered)), C(auth.login) (C(auth.rejected),
+      C(auth.error)), C(envelope.mail_from) (C(envelope.sender_rejected)), C(envelope.rcpt_to)
+      (C(envelope.recipient_rejected)), C(message.sent)
       (C(message.rejected)), and C(probe.error) when the session breaks off.
     - A stage that runs out of time fails as C(smtp.timeout), C(tls.timeout), C(auth.timeout),
       C(envelope.timeout) or C(message.timeout); a reply over 64 KiB (or a line over 8 KiB) as
@@ -329,7 +338,7 @@ from ansible.module_utils.common.validation import check_type_dict
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import ReadOnlyRunner
-from ansible_collections.smtp.relay.plugins.module_utils._postfix.secrets import hiding, setting_secrets
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.secrets import forms, hiding, setting_secrets
 from ansible_collections.smtp.relay.plugins.module_utils._probe.relay_check import DEFAULT_TIMEOUT, relay_check
 
 
@@ -369,7 +378,13 @@ def main():
         supports_check_mode=True,
     )
     try:
-        result = relay_check(module.params, ReadOnlyRunner.for_module(module), check_mode=module.check_mode)
+        # Stored SASL credentials the probe reads on the host are hidden like the password option.
+        result = relay_check(
+            module.params,
+            ReadOnlyRunner.for_module(module),
+            check_mode=module.check_mode,
+            hide=lambda values: module.no_log_values.update(forms(values)),
+        )
     except SmtpRelayError as e:
         module.fail_json(msg=e.msg, changed=False, **e.details)
     module.exit_json(changed=False, **result)

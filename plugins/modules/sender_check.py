@@ -88,10 +88,11 @@ options:
   provider:
     description:
       - The relay's provider. When set, checks that the envelope domain's SPF includes the provider's SPF domain
-        (V(ses) C(amazonses.com), V(sendgrid) C(sendgrid.net), V(mailgun) C(mailgun.org), V(office365)
-        C(spf.protection.outlook.com), V(google_relay) and V(gmail) C(_spf.google.com)). V(custom) checks nothing.
+        (V(ses) C(amazonses.com), V(sendgrid) C(sendgrid.net), V(mailgun) C(mailgun.org), V(office365) and
+        V(office365_connector) C(spf.protection.outlook.com), V(google_relay) and V(gmail) C(_spf.google.com)).
+        V(custom) checks nothing.
     type: str
-    choices: [ses, sendgrid, mailgun, office365, google_relay, gmail, custom]
+    choices: [ses, sendgrid, mailgun, office365, office365_connector, google_relay, gmail, custom]
   dkim_selectors:
     description:
       - DKIM selectors to check at C(SELECTOR._domainkey.DOMAIN).

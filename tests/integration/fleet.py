@@ -28,9 +28,13 @@ def podman(*args, check=True):
     return subprocess.run(["podman", *args], check=check, text=True, capture_output=True, env=env)
 
 
-def start_host(name: str, fqdn: str, image: str = IMAGE) -> None:
-    """A fresh Debian host with systemd, trusting the lab's test CA; ``image``: another release's image."""
+def start_host(name: str, fqdn: str, image: str = IMAGE, ips: tuple[str, ...] = ()) -> None:
+    """A fresh Debian host with systemd, trusting the lab's test CA; ``image``: another release's image.
+
+    ``ips``: fixed addresses (an IPv4 and/or an IPv6 of the lab network), for peers that admit the host by IP.
+    """
     podman("rm", "-f", "-t", "0", name, check=False)
+    addresses = [arg for ip in ips for arg in ("--ip6" if ":" in ip else "--ip", ip)]
     podman(
         "run",
         "-d",
@@ -40,6 +44,7 @@ def start_host(name: str, fqdn: str, image: str = IMAGE) -> None:
         fqdn,
         "--network",
         lab.NETWORK,
+        *addresses,
         "--systemd=always",
         image,
         "/sbin/init",

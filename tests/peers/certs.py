@@ -27,8 +27,13 @@ def _write(path: str, data: bytes, mode: int) -> None:
     os.chmod(path, mode)
 
 
-def make_certs(directory: str | os.PathLike, names: list[str], ips: list[str] = ()) -> dict[str, str]:
-    """Write the CA and the three server certificates into directory; return {label: path}."""
+def make_certs(
+    directory: str | os.PathLike, names: list[str], ips: list[str] = (), others: dict[str, list[str]] | None = None
+) -> dict[str, str]:
+    """Write the CA and the three server certificates into directory; return {label: path}.
+
+    ``others``: more certificates from the same CA, {label: names} (the lab's providers: one for all their names).
+    """
     identities = [*names, *ips]
     if not identities:
         raise ValueError("make_certs needs at least one name or IP address for the relay certificate")
@@ -45,6 +50,7 @@ def make_certs(directory: str | os.PathLike, names: list[str], ips: list[str] = 
             not_before=now - datetime.timedelta(days=30),
             not_after=now - datetime.timedelta(days=1),
         ),
+        **{label: ca.issue_cert(*hosts, common_name=hosts[0]) for label, hosts in (others or {}).items()},
     }
     paths = {"ca": os.path.join(directory, "ca.pem")}
     _write(paths["ca"], ca.cert_pem.bytes(), 0o644)

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The test lab: a podman network, and one peers container holding the SMTP relay and the DNS server.
+"""The test lab: a podman network, one peers container holding the SMTP relay and the DNS server, and the
+providers' relay (tests/peers/providers.py: the providers' host names, in a container of its own).
 
     python -m tests.peers.lab up | down | status | relay-stop | relay-start | dns-reload
 
@@ -50,6 +51,9 @@ LISTENERS = {
 }
 
 
+SECRET_KEYS = ("relay", "providers")
+
+
 def podman(*args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess:
     env = dict(os.environ, CONTAINERS_CONF=str(ROOT / "tests" / "containers.conf"))
     return subprocess.run(["podman", *args], check=check, text=True, capture_output=capture, env=env)
@@ -64,11 +68,18 @@ def ensure_network() -> None:
 
 
 def write_certs() -> dict:
+    from tests.peers import providers
     from tests.peers.certs import make_certs
 
     certs = STATE / "certs"
-    if not (certs / "ca.pem").exists():
-        make_certs(certs, names=[RELAY_NAME], ips=[PEERS_IP4, PEERS_IP6, "127.0.0.1"])
+    # Made once, all from one CA (whose key is not kept): a lab of before the providers gets a new set.
+    if not (certs / "ca.pem").exists() or not (certs / "providers.pem").exists():
+        make_certs(
+            certs,
+            names=[RELAY_NAME],
+            ips=[PEERS_IP4, PEERS_IP6, "127.0.0.1"],
+            others={"providers": [*providers.ALL_NAMES, providers.IP4]},
+        )
     return {"ca": str(certs / "ca.pem"), "dir": str(certs)}
 
 
@@ -107,14 +118,15 @@ def base_zone() -> str:
 
 
 def write_zones(extra: dict[str, str] | None = None) -> Path:
-    """The lab zone plus ``extra`` ({origin: records}; an SOA head is added where missing)."""
+    """The lab zone, the providers' names, plus ``extra`` ({origin: records}; an SOA head is added where missing)."""
+    from tests.peers import providers
     from tests.peers.dns import full_zone
 
     zones = STATE / "dns" / "zones"
     zones.mkdir(parents=True, exist_ok=True)
     for stale in zones.glob("*.zone"):
         stale.unlink()
-    wanted = {LAB_DOMAIN: base_zone(), **(extra or {})}
+    wanted = {LAB_DOMAIN: base_zone(), **providers.zones(), **(extra or {})}
     for origin, text in wanted.items():
         (zones / f"{origin}.zone").write_text(full_zone(origin, text))
     return zones
@@ -203,10 +215,16 @@ def up() -> dict:
     INFO.write_text(json.dumps(info, indent=2))
     INFO.chmod(0o600)
     print(f"peers up: relay {RELAY_NAME} ({PEERS_IP4}) ports {info['relay']['ports']}, DNS {PEERS_IP4}:53")
+    from tests.peers import providers
+
+    info["providers"] = providers.up()
     return info
 
 
 def down(quiet: bool = False) -> None:
+    from tests.peers import providers
+
+    providers.down()
     podman("rm", "-f", "-t", "2", PEERS, check=False)
     if podman("network", "exists", NETWORK, check=False).returncode == 0:
         users = podman("ps", "-a", "--filter", f"network={NETWORK}", "--format", "{{.Names}}", check=False).stdout
@@ -253,7 +271,8 @@ def main(argv: list[str]) -> int:
     commands = {
         "up": up,
         "down": down,
-        "status": lambda: print(json.dumps({k: v for k, v in info().items() if k != "relay"}, indent=2)),
+        # Without the sections that hold credentials.
+        "status": lambda: print(json.dumps({k: v for k, v in info().items() if k not in SECRET_KEYS}, indent=2)),
         "relay-stop": relay_stop,
         "relay-start": relay_start,
         "dns-reload": dns_reload,

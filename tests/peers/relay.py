@@ -24,7 +24,9 @@ CONFIG.json:
 
 Listener keys: `tls` is starttls | implicit | none; `auth` is required | optional | none
 (default optional); `auth_mechanisms` defaults to PLAIN and LOGIN; `auth_require_tls` (default true)
-keeps AUTH hidden and refused until STARTTLS, as real relays do. `port` 0 picks a free port (see
+keeps AUTH hidden and refused until STARTTLS, as real relays do; `open_clients` (addresses or networks), where
+given, are the only clients admitted without AUTH (as Google's relay or a Microsoft 365 connector admit by IP).
+A user may have a list of passwords (Amazon SES: one SMTP password per region). `port` 0 picks a free port (see
 ready_file). Each accepted message becomes RECORDS_DIR/<id>.json, written atomically.
 """
 
@@ -34,6 +36,7 @@ import argparse
 import asyncio
 import datetime
 import functools
+import ipaddress
 import json
 import logging
 import os
@@ -63,6 +66,13 @@ class ConfigError(Exception):
     """The relay configuration is unusable."""
 
 
+def _networks(where: str, values) -> list[str]:
+    try:
+        return [str(ipaddress.ip_network(value)) for value in values]
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: open_clients {values!r}: {e}") from e
+
+
 @dataclass(frozen=True)
 class Listener:
     name: str
@@ -76,6 +86,8 @@ class Listener:
     auth_require_tls: bool
     # Like a campus relay: senders outside these domains are refused (empty: any sender).
     allowed_sender_domains: tuple[str, ...] = ()
+    # Like Google's relay or a Microsoft 365 connector: clients admitted by IP without AUTH (empty: any client).
+    open_clients: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, raw: dict, index: int) -> Listener:
@@ -120,7 +132,14 @@ class Listener:
             auth_mechanisms=mechanisms,
             auth_require_tls=require_tls,
             allowed_sender_domains=tuple(d.lower() for d in raw.get("allowed_sender_domains", ())),
+            open_clients=tuple(_networks(where, raw.get("open_clients", ()))),
         )
+
+    def admits_by_ip(self, peer: str) -> bool:
+        if not self.open_clients:
+            return True
+        address = ipaddress.ip_address(peer.partition("%")[0])
+        return any(address in ipaddress.ip_network(net) for net in self.open_clients)
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if self.tls == "none":
@@ -138,7 +157,7 @@ class Config:
     hostname: str
     records_dir: str
     ready_file: str | None
-    users: dict[str, str]
+    users: dict[str, str | list[str]]
     reject_senders: tuple[str, ...]
     reject_recipients: tuple[str, ...]
     listeners: tuple[Listener, ...]
@@ -160,8 +179,10 @@ class Config:
         if len(set(names)) != len(names):
             raise ConfigError(f"listener names must be unique, got {names}")
         users = raw.get("users", {})
-        if not isinstance(users, dict) or not all(isinstance(v, str) for v in users.values()):
-            raise ConfigError("users must map user names to password strings")
+        if not isinstance(users, dict) or not all(
+            isinstance(v, str) or (isinstance(v, list) and all(isinstance(p, str) for p in v)) for v in users.values()
+        ):
+            raise ConfigError("users must map user names to password strings (or lists of them)")
         if not raw.get("records_dir"):
             raise ConfigError("records_dir is required")
         return cls(
@@ -263,7 +284,8 @@ class RelayHandler:
     def authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
         user = auth_data.login.decode("utf-8", "replace")
         expected = self.config.users.get(user)
-        ok = expected is not None and secrets.compare_digest(expected.encode(), auth_data.password)
+        accepted = [expected] if isinstance(expected, str) else expected or []
+        ok = any(secrets.compare_digest(one.encode(), auth_data.password) for one in accepted)
         server.log("auth", mechanism=mechanism, user=user, result="ok" if ok else "failed")
         # Only the user name is kept in the session: nothing downstream ever sees the password.
         return AuthResult(success=True, auth_data=user) if ok else AuthResult(success=False, handled=False)
@@ -290,6 +312,9 @@ class RelayHandler:
         if matches(address, self.config.reject_senders):
             server.log("mail_rejected", mail_from=address)
             return f"553 5.7.1 <{address}>: Sender address rejected: not allowed by test relay"
+        if not session.authenticated and not server.listener.admits_by_ip(session.peer[0]):
+            server.log("mail_rejected", mail_from=address, reason="client not admitted by IP")
+            return f"530 5.7.0 Authentication required: client {session.peer[0]} is not admitted by IP"
         allowed = server.listener.allowed_sender_domains
         # The null sender (bounces, delivery notices) has no domain to approve: real relays accept it.
         if allowed and address not in NULL_SENDERS and address.rpartition("@")[2].lower() not in allowed:

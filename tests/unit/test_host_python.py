@@ -24,14 +24,15 @@ def newer_runtime_forms(tree: ast.AST) -> list[str]:
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            if node.func.id in ("isinstance", "issubclass") and len(node.args) == 2:
-                if isinstance(node.args[1], ast.BinOp) and isinstance(node.args[1].op, ast.BitOr):
-                    found.append(f"{node.lineno}: {node.func.id}() with X | Y (3.10+)")
+            union = (
+                len(node.args) == 2 and isinstance(node.args[1], ast.BinOp) and isinstance(node.args[1].op, ast.BitOr)
+            )
+            if node.func.id in ("isinstance", "issubclass") and union:
+                found.append(f"{node.lineno}: {node.func.id}() with X | Y (3.10+)")
             if node.func.id == "zip" and any(k.arg == "strict" for k in node.keywords):
                 found.append(f"{node.lineno}: zip(strict=) (3.10+)")
-        if isinstance(node, ast.Attribute) and node.attr == "UTC":
-            if isinstance(node.value, ast.Name) and node.value.id == "datetime":
-                found.append(f"{node.lineno}: datetime.UTC (3.11+; use datetime.timezone.utc)")
+        if isinstance(node, ast.Attribute) and node.attr == "UTC" and getattr(node.value, "id", "") == "datetime":
+            found.append(f"{node.lineno}: datetime.UTC (3.11+; use datetime.timezone.utc)")
     return found
 
 

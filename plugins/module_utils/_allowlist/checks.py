@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 
 from ansible_collections.smtp.relay.plugins.module_utils._allowlist.model import problem_check
-from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, PASS, UNKNOWN, WARN, check
+from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, PASS, SKIP, UNKNOWN, WARN, check
 from ansible_collections.smtp.relay.plugins.module_utils._dns import normalize_name
 
 
@@ -24,7 +24,7 @@ def unanswered(answers) -> str | None:
 
 
 def _is_address(item) -> bool:
-    return isinstance(item, ipaddress.IPv4Address | ipaddress.IPv6Address)
+    return isinstance(item, (ipaddress.IPv4Address, ipaddress.IPv6Address))
 
 
 def address_checks(item, relay_public, checks) -> None:
@@ -90,15 +90,30 @@ def _reverse_check(fqdn, item, resolver, field) -> dict:
                  address=str(item))  # fmt: skip
 
 
-def dns_checks(fqdn, addresses, resolver, checks) -> None:
-    """Forward-confirmed FQDN for every address and network; reverse DNS for every address (not for networks)."""
+def _shared_check(check_id: str, fqdn, item, field) -> dict:
+    """A platform's shared egress range belongs to the platform: the app's name neither resolves into it nor do its
+    reverse names name the app. Said once per range, so that the request shows why the check does not apply."""
+    what = f"{fqdn} does not resolve to it" if check_id.startswith("fqdn.") else f"its reverse name is not {fqdn}"
+    return check(check_id, SKIP, f"{item} is the platform's shared egress (shared_egress): {what}, as expected",
+                 "dns", field=field, address=str(item))  # fmt: skip
+
+
+def dns_checks(fqdn, addresses, resolver, checks, shared: bool = False) -> None:
+    """Forward-confirmed FQDN for every address and network; reverse DNS for every address (not for networks).
+
+    With ``shared`` (the addresses are a platform's shared egress) the FQDN must still resolve, but a mismatch with
+    the ranges and their reverse names are expected: skipped, saying why, instead of failed.
+    """
     forward = _forward(fqdn, resolver, checks)
     for item in addresses:
         field = f"ipv{item.version}"
-        if forward:
+        if forward and shared and not _confirms(forward, item):
+            checks.append(_shared_check("fqdn.shared_egress", fqdn, item, field))
+        elif forward:
             checks.append(_forward_check(fqdn, item, forward, field))
         if _is_address(item):
-            checks.append(_reverse_check(fqdn, item, resolver, field))
+            reverse = _shared_check("rdns.shared_egress", fqdn, item, field) if shared else None
+            checks.append(reverse or _reverse_check(fqdn, item, resolver, field))
 
 
 def evidence(opts, host, checks) -> dict:

@@ -50,7 +50,7 @@ class HostInfo:
     def __init__(self, runner=subprocess_runner, root: str = "/", now=None, config_dir: str | None = None):
         self.runner = runner
         self.root = root
-        self.now = now or (lambda: datetime.datetime.now(datetime.UTC))
+        self.now = now or (lambda: datetime.datetime.now(datetime.timezone.utc))
         self.config_dir = config_dir
 
     def path(self, *parts: str) -> str:
@@ -108,4 +108,4 @@ class HostInfo:
         if not candidates:
             return None
         newest = max(os.path.getmtime(p) for p in candidates)
-        return datetime.datetime.fromtimestamp(newest, datetime.UTC)
+        return datetime.datetime.fromtimestamp(newest, datetime.timezone.utc)

@@ -22,6 +22,7 @@ from ansible_collections.smtp.relay.plugins.module_utils._checks import (
 )
 from ansible_collections.smtp.relay.plugins.module_utils._dns import nameserver_addresses, normalize_name
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
+from ansible_collections.smtp.relay.plugins.module_utils._sender.names import normalize_domain
 from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import (
     RelayhostError,
     ip_address,
@@ -50,8 +51,11 @@ FIELDS = (
     ("purpose", "Purpose"),
     ("ipv4", "IPv4 address"),
     ("ipv6", "IPv6 address"),
+    ("shared_egress", "Shared egress"),
     ("team", "Owning team"),
     ("contact", "Contact"),
+    ("volume_per_day", "Expected volume per day"),
+    ("sender_domains", "Sender domains"),
     ("relay", "Relay"),
     ("monitoring", "Monitoring"),
     ("automatic_updates", "Automatic security updates"),
@@ -59,7 +63,19 @@ FIELDS = (
 )
 FIELD_NAMES = tuple(name for name, _label in FIELDS)
 # Shown in people-facing renderings only when set; the form fields above them always are.
-OPTIONAL_FIELDS = frozenset({"relay", "monitoring", "automatic_updates", "package_lists_updated"})
+OPTIONAL_FIELDS = frozenset(
+    {
+        "shared_egress",
+        "volume_per_day",
+        "sender_domains",
+        "relay",
+        "monitoring",
+        "automatic_updates",
+        "package_lists_updated",
+    }
+)
+MAX_VOLUME_PER_DAY = 10**9
+MAX_SENDER_DOMAINS = 100
 TEXT_LIMITS = {"purpose": 500, "team": 200, "contact": 200, "monitoring": 500, "subject": 200}
 
 _MAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@([A-Za-z0-9.-]+)$")
@@ -187,7 +203,7 @@ def validate_addresses(params) -> dict[int, list]:
     result = {4: [], 6: []}
     for field, versions in (("ipv4", (4,)), ("ipv6", (6,)), ("egress", (4, 6))):
         values = params.get(field)
-        if values is not None and not isinstance(values, list | tuple):
+        if values is not None and not isinstance(values, (list, tuple)):
             raise refuse(field, values, "expected a list of addresses or networks")
         for text in values or []:
             item = network(field, text, versions)
@@ -197,6 +213,39 @@ def validate_addresses(params) -> dict[int, list]:
             if item not in result[item.version]:
                 result[item.version].append(item)
     return result
+
+
+def validate_sender_domains(value) -> list[str]:
+    """The domains the server sends as, by the sender checks' own domain rule: lower-case A-labels, each once."""
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)):
+        raise refuse("sender_domains", value, "expected a list of domain names")
+    if len(value) > MAX_SENDER_DOMAINS:
+        raise refuse("sender_domains", value, f"expected at most {MAX_SENDER_DOMAINS} domains")
+    domains = []
+    for item in value:
+        try:
+            domain = normalize_domain(item)
+        except ValueError as e:
+            raise refuse("sender_domains", item, f"expected a domain name like example.org; it {e}") from None
+        if domain not in domains:
+            domains.append(domain)
+    return domains
+
+
+def validate_volume(value) -> int | None:
+    if value is None:
+        return None
+    return int_option("volume_per_day", value, minimum=0, maximum=MAX_VOLUME_PER_DAY)
+
+
+def validate_shared_egress(value, addresses) -> bool:
+    """Shared egress names ranges the platform publishes: they must be given, they cannot be detected."""
+    shared = bool_option("shared_egress", value, default=False)
+    if shared and not (addresses[4] or addresses[6]):
+        raise refuse("shared_egress", value, "give the platform's egress ranges in ipv4, ipv6 or egress with it")
+    return shared
 
 
 def validate_relay(value) -> list[dict]:
@@ -225,12 +274,34 @@ def validate_dest(value):
     return value
 
 
-def validate_params(params) -> dict:
-    """Checked, normalised copy of the module parameters: bad values are refused by name, never replaced by a
-    default (only an option that was not given, None, takes its default)."""
+def output_params(params) -> dict:
+    """The options of the rendering, the file and the network (format, subject, dest, timeout)."""
     fmt = "mail" if params.get("format") is None else params["format"]
     if fmt not in FORMATS:
         raise refuse("format", fmt, "expected one of " + ", ".join(FORMATS))
+    return {
+        "format": fmt,
+        "subject": validate_text("subject", DEFAULT_SUBJECT if params.get("subject") is None else params["subject"]),
+        "dest": validate_dest(params.get("dest")),
+        "timeout": number_option("timeout", params.get("timeout"), default=DEFAULT_TIMEOUT, maximum=MAX_TIMEOUT),
+    }
+
+
+# The fields a given request holds: giving them as well would leave two answers to one question.
+REQUEST_OPTIONS = ("fqdn", "purpose", "team", "contact", "monitoring", "volume_per_day", "sender_domains")
+
+
+def validate_given(params) -> dict:
+    """The options that apply to a request given whole (``request``): only how it is rendered, written and sent."""
+    both = [name for name in REQUEST_OPTIONS if params.get(name) not in (None, [])]
+    if both:
+        raise SmtpRelayError(f"request is given whole: {', '.join(both)} cannot be given with it", field="request")
+    return output_params(params)
+
+
+def validate_params(params) -> dict:
+    """Checked, normalised copy of the module parameters: bad values are refused by name, never replaced by a
+    default (only an option that was not given, None, takes its default)."""
     relay_host = params.get("relay_host")
     if relay_host is not None and not isinstance(relay_host, str):
         raise refuse("relay_host", relay_host, "expected a host name, an IP address or a Postfix relayhost")
@@ -238,24 +309,25 @@ def validate_params(params) -> dict:
     if relay_public is not None:
         relay_public = bool_option("relay_public", relay_public, default=False)
     report_only = bool_option("report_only", params.get("report_only"), default=False)
+    addresses = validate_addresses(params)
     return {
         "fqdn": validate_fqdn(params.get("fqdn")),
         "purpose": validate_text("purpose", params.get("purpose")),
         "team": validate_text("team", params.get("team")),
         "contact": validate_contact(params.get("contact")),
         "monitoring": validate_text("monitoring", params.get("monitoring"), required=False),
-        "subject": validate_text("subject", DEFAULT_SUBJECT if params.get("subject") is None else params["subject"]),
-        "addresses": validate_addresses(params),
+        "addresses": addresses,
+        "shared_egress": validate_shared_egress(params.get("shared_egress"), addresses),
+        "volume_per_day": validate_volume(params.get("volume_per_day")),
+        "sender_domains": validate_sender_domains(params.get("sender_domains")),
         "egress_given": bool(params.get("egress")),
         "relay_host": relay_host.strip() if relay_host and relay_host.strip() else None,
         "relays": validate_relay(relay_host),
         "relay_public": relay_public,
         "prefer_ipv6": bool_option("prefer_ipv6", params.get("prefer_ipv6"), default=False),
-        "format": fmt,
-        "dest": validate_dest(params.get("dest")),
+        **output_params(params),
         "nameservers": nameserver_addresses(params.get("nameservers")),
         "dns_port": int_option("dns_port", params.get("dns_port"), default=53, minimum=1, maximum=65535),
-        "timeout": number_option("timeout", params.get("timeout"), default=DEFAULT_TIMEOUT, maximum=MAX_TIMEOUT),
         "report_only": report_only,
         # report_only renders whatever the checks say: it is fail_on [] (and overrides it).
         "fail_on": () if report_only else fail_on_option(params.get("fail_on"), default=DEFAULT_FAIL_ON),
@@ -270,6 +342,11 @@ def validate_params(params) -> dict:
     }
 
 
+def listed(value) -> list:
+    """A field that holds a list, given as one value or none."""
+    return list(value) if isinstance(value, (list, tuple)) else [value] if value else []
+
+
 def request_row(request) -> dict:
     """A request from anywhere (the module's result, a host's facts) as a dict in field order.
 
@@ -280,7 +357,7 @@ def request_row(request) -> dict:
                              field="request")  # fmt: skip
     row = {name: request.get(name) for name in FIELD_NAMES}
     for field, version in (("ipv4", 4), ("ipv6", 6)):
-        values = row[field] if isinstance(row[field], list | tuple) else [row[field]] if row[field] else []
+        values = row[field] if isinstance(row[field], (list, tuple)) else [row[field]] if row[field] else []
         for text in values:
             try:
                 item = network(field, str(text), (version,))
@@ -291,4 +368,36 @@ def request_row(request) -> dict:
                 raise SmtpRelayError(
                     f"allowlist request for {shown(row['fqdn'])}: {field} {item} is {refused[1]}", field=field
                 )
+    return row
+
+
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def validate_request(value) -> dict:
+    """A request built by an earlier run (its ``request`` result), checked as input again before it is rendered or
+    sent: every field by the rule that built it, so that a request edited on the way is held to the same rules."""
+    row = request_row(value)
+    try:
+        if row["relay"] is not None:
+            validate_relay(row["relay"])
+        if row["automatic_updates"] not in (None, "enabled", "disabled", "unknown"):
+            raise refuse("automatic_updates", row["automatic_updates"], "expected enabled, disabled or unknown")
+        updated = row["package_lists_updated"]
+        if updated is not None and not (isinstance(updated, str) and _DATE.match(updated)):
+            raise refuse("package_lists_updated", updated, "expected a date, YYYY-MM-DD")
+        row.update(
+            fqdn=validate_fqdn(row["fqdn"]),
+            purpose=validate_text("purpose", row["purpose"]),
+            team=validate_text("team", row["team"]),
+            contact=validate_contact(row["contact"]),
+            monitoring=validate_text("monitoring", row["monitoring"], required=False),
+            volume_per_day=validate_volume(row["volume_per_day"]),
+            sender_domains=validate_sender_domains(row["sender_domains"]),
+            shared_egress=True if bool_option("shared_egress", row["shared_egress"], default=False) else None,
+            ipv4=[str(network("ipv4", str(a), (4,))) for a in listed(row["ipv4"])],
+            ipv6=[str(network("ipv6", str(a), (6,))) for a in listed(row["ipv6"])],
+        )
+    except SmtpRelayError as e:
+        raise SmtpRelayError(f"request: {e.msg}", field="request") from None
     return row

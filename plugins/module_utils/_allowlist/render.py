@@ -29,16 +29,23 @@ from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar impo
 def _value_text(value, separator=", ") -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, list):
         return separator.join(str(v) for v in value)
     return str(value)
+
+
+def _is_set(value) -> bool:
+    """Whether an optional field says something (0 does: a volume of none per day; false does not)."""
+    return value is not None and value is not False and value not in ("", [])
 
 
 def _shown_fields(request):
     """People-facing renderings: every form field, optional ones only when set."""
     for name, label in FIELDS:
         value = request[name]
-        if name in OPTIONAL_FIELDS and value in (None, "", []):
+        if name in OPTIONAL_FIELDS and not _is_set(value):
             continue
         yield name, label, value
 
@@ -132,7 +139,7 @@ def render_csv(requests) -> str:
 def sort_requests(requests) -> list[dict]:
     if isinstance(requests, dict):
         requests = [requests]
-    if not isinstance(requests, list | tuple):
+    if not isinstance(requests, (list, tuple)):
         raise SmtpRelayError(f"expected a list of allowlist requests, got {type(requests).__name__}",
                              field="requests")  # fmt: skip
     rows = [request_row(r) for r in requests]
@@ -148,7 +155,7 @@ def sort_requests(requests) -> list[dict]:
 def render_fleet_markdown(requests, title: str = "Allowlist request") -> str:
     """One table, one row per host sorted by FQDN; optional columns only when some host has a value."""
     rows = sort_requests(requests)
-    columns = [(n, label) for n, label in FIELDS if n not in OPTIONAL_FIELDS or any(r[n] for r in rows)]
+    columns = [(n, label) for n, label in FIELDS if n not in OPTIONAL_FIELDS or any(_is_set(r[n]) for r in rows)]
     lines = [f"# {_md(title)}", "", "| " + " | ".join(label for _n, label in columns) + " |"]
     lines.append("|" + "---|" * len(columns))
     lines += ["| " + " | ".join(_md(r[n]) for n, _label in columns) + " |" for r in rows]

@@ -21,9 +21,18 @@ from ansible_collections.smtp.relay.plugins.module_utils._allowlist.model import
     refuse,
     validate_dest,
     validate_params,
+    output_params,
+    validate_given,
     validate_relay,
+    validate_request,
 )
 from ansible_collections.smtp.relay.plugins.module_utils._allowlist.render import mail_body, render
+from ansible_collections.smtp.relay.plugins.module_utils._allowlist.send import (
+    ehlo_name,
+    preview,
+    send,
+    validate_sending,
+)
 from ansible_collections.smtp.relay.plugins.module_utils._checks import (
     FAIL,
     WARN,
@@ -103,7 +112,7 @@ def gather(opts, host, resolver) -> tuple[dict, list]:
         checks.append(check("ipv6.missing", WARN, "the relay prefers IPv6 but the server has no IPv6 egress",
                             "address", "give ipv6 if the server has one", field="ipv6"))  # fmt: skip
     if not any(c["id"] == "fqdn.not_qualified" for c in checks):
-        dns_checks(fqdn, every, resolver, checks)
+        dns_checks(fqdn, every, resolver, checks, shared=opts["shared_egress"])
 
     request = dict.fromkeys(FIELD_NAMES)
     request.update(
@@ -115,6 +124,9 @@ def gather(opts, host, resolver) -> tuple[dict, list]:
         contact=opts["contact"],
         relay=relay_value,
         monitoring=opts["monitoring"],
+        shared_egress=True if opts["shared_egress"] else None,
+        volume_per_day=opts["volume_per_day"],
+        sender_domains=opts["sender_domains"],
     )
     if opts["evidence"]:
         request.update(evidence(opts, host, checks))
@@ -191,8 +203,17 @@ def _refusal(request, checks, opts) -> SmtpRelayError | None:
     return None
 
 
-def allowlist_request(params, host, resolver=None, check_mode: bool = False, want_diff: bool = False) -> dict:
-    """Build, check, render and (optionally) write one server's allowlist request."""
+def failed_warnings(checks) -> list[str]:
+    """One line per failed check, for the play's output whatever its verbosity (a task that did not fail shows its
+    ``msg`` only at -v)."""
+    return [f"allowlist check {c['id']} failed: {c['message']}" for c in with_status(checks, (FAIL,))]
+
+
+def _build(params, host, resolver) -> tuple[dict, dict, list]:
+    """(options, request, checks): gathered and checked on the host, or as given in ``request``, checked as input."""
+    if params.get("request") is not None:
+        opts = validate_given(params)
+        return opts, validate_request(params["request"]), []
     opts = validate_params(params)
     if resolver is None:
         resolver = make_resolver(opts["nameservers"], opts["dns_port"], opts["timeout"])
@@ -200,7 +221,18 @@ def allowlist_request(params, host, resolver=None, check_mode: bool = False, wan
     refusal = _refusal(request, checks, opts)
     if refusal is not None:
         raise refusal
+    return opts, request, checks
+
+
+def allowlist_request(
+    params, host, resolver=None, check_mode: bool = False, want_diff: bool = False, *, connect=None
+) -> dict:
+    """Build, check, render and (optionally) write and send one server's allowlist request."""
+    # Send options are refused, like the others, before anything is looked up.
+    sending = validate_sending(params, output_params(params)["timeout"])
+    opts, request, checks = _build(params, host, resolver)
     rendered = render(request, opts["format"], opts["subject"])
+    body = mail_body(request)
     result = {
         "changed": False,
         "valid": is_sound(checks),
@@ -208,8 +240,9 @@ def allowlist_request(params, host, resolver=None, check_mode: bool = False, wan
         "request": request,
         "checks": checks,
         "rendered": rendered,
-        "mail": {"subject": opts["subject"], "body": mail_body(request)},
+        "mail": {"subject": opts["subject"], "body": body},
         "msg": describe(checks),
+        "warnings": failed_warnings(checks),
     }
     if opts["dest"]:
         changed, diff = write_if_changed(opts["dest"], rendered, check_mode)
@@ -217,4 +250,11 @@ def allowlist_request(params, host, resolver=None, check_mode: bool = False, wan
         result["dest"] = opts["dest"]
         if want_diff and changed:
             result["diff"] = diff
+    if sending is not None:
+        # A mail sent is a change; check mode predicts it and connects to nothing.
+        if check_mode:
+            result["sent"] = preview(sending)
+        else:
+            result["sent"] = send(sending, opts["subject"], body, ehlo_name(host), connect)
+        result["changed"] = True
     return result

@@ -15,6 +15,8 @@ from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar impo
 )
 from ansible_collections.smtp.relay.plugins.module_utils._relayhost.providers import (
     PROVIDERS,
+    office365_connector_host,
+    provider_notice,
     role_preset,
     ses_endpoint,
 )
@@ -48,6 +50,8 @@ def relay_settings(variables: dict) -> dict:
                 "postfix_relay_mailgun_region", f"unknown region {region!r}", "accepted: " + ", ".join(hosts)
             )
         preset["host"] = hosts[region]
+    if provider == "office365_connector":
+        preset["host"] = _office365_tenant_host(variables)
     host = text_variable(variables, "postfix_relay_host") or preset.get("host", "")
     if not host:
         raise variable_error(
@@ -91,6 +95,32 @@ def relay_settings(variables: dict) -> dict:
         "relayhost": ", ".join([relayhost, *backups]),
         "tls": tls,
     }
+
+
+def _office365_tenant_host(variables: dict) -> str:
+    tenant = text_variable(variables, "postfix_relay_office365_tenant")
+    if not tenant:
+        raise variable_error(
+            "postfix_relay_office365_tenant",
+            "required with postfix_relay_provider: office365_connector",
+            "the host label of the tenant's MX endpoint, for example contoso-com for contoso-com.mail.protection."
+            "outlook.com (the MX record of the tenant's accepted domain)",
+        )
+    try:
+        return office365_connector_host(tenant)
+    except SmtpRelayError as e:
+        raise variable_error(
+            "postfix_relay_office365_tenant",
+            e.msg,
+            "one DNS label (letters, digits, hyphens), for example contoso-com for contoso-com.mail.protection."
+            "outlook.com",
+        ) from None
+
+
+def preset_warnings(variables: dict) -> list[str]:
+    """What the role tells the operator about the chosen preset (a provider's deprecation), one sentence each."""
+    notice = provider_notice(variables.get("postfix_relay_provider"))
+    return [f"postfix_relay_provider {variables['postfix_relay_provider']}: {notice}"] if notice else []
 
 
 def sasl_username(variables: dict, relay: dict, secrets: dict) -> str:

@@ -24,13 +24,26 @@ from ansible_collections.smtp.relay.plugins.module_utils._plan.inputs import (
     time_variable,
     variable_error,
 )
+from ansible_collections.smtp.relay.plugins.module_utils._plan.header_checks import header_checks
 from ansible_collections.smtp.relay.plugins.module_utils._plan.relay import relay_settings, sasl_username
+from ansible_collections.smtp.relay.plugins.module_utils._plan.sender_relays import (
+    SENDER_RELAY_MAP,
+    sender_relay_parameters,
+    sender_relays,
+)
+from ansible_collections.smtp.relay.plugins.module_utils._plan.tls_policy import (
+    TLS_POLICY_MAP,
+    policy_table,
+    tls_choices,
+)
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import check_name, normalize_value
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.settings import Settings
 from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import has_unsafe_characters, relay_tokens
 from ansible_collections.smtp.relay.plugins.module_utils._rules import static_checks, tls_parameters
 
 MODES = ("null_client", "satellite")
+# The local aliases a satellite keeps (Debian's and EL's file).
+SATELLITE_ALIASES = "hash:/etc/aliases"
 SASL_MAP, CANONICAL_MAP, LOCAL_MAIL_MAP = "sasl_passwd", "sender_canonical", "local_recipients"
 # The newest level Postfix 3.6 to 3.10 knows; a platform whose Postfix is older passes its own in host (vars/main.yml).
 COMPATIBILITY_LEVEL = "3.6"
@@ -46,6 +59,10 @@ MANAGED = {
     "sender_canonical_maps": "postfix_sender_canonical",
     "smtp_destination_rate_delay": "postfix_rate_delay",
     "smtp_destination_concurrency_limit": "postfix_relay_concurrency",
+    "smtp_tls_policy_maps": "postfix_relay_tls_name",
+    "smtp_tls_mandatory_protocols": "postfix_relay_tls_min_version",
+    "smtp_tls_protocols": "postfix_relay_tls_min_version",
+    "smtp_host_lookup": "postfix_relay_host_lookup",
 }
 # Parameters the role sets only when their variable is given; otherwise postfix_main_cf may set them.
 MANAGED_WHEN_SET = {
@@ -53,6 +70,10 @@ MANAGED_WHEN_SET = {
     "maximal_queue_lifetime": "postfix_queue_lifetime",
     "bounce_queue_lifetime": "postfix_queue_lifetime",
     "delay_warning_time": "postfix_delay_warning_time",
+    "smtp_header_checks": "postfix_header_checks",
+    "smtp_tls_fingerprint_digest": "postfix_relay_tls_fingerprints",
+    "sender_dependent_relayhost_maps": "postfix_sender_relays",
+    "smtp_sender_dependent_authentication": "postfix_sender_relays",
 }
 # Which role variable to name when a parameter the role derived breaks a static rule.
 PARAMETER_VARIABLES = {
@@ -60,6 +81,7 @@ PARAMETER_VARIABLES = {
     "smtp_tls_wrappermode": "postfix_relay_tls",
     "smtp_tls_security_level": "postfix_relay_tls",
     "smtp_tls_CAfile": "postfix_relay_ca_file",
+    "smtp_tls_policy_maps": "postfix_relay_tls_name",
     "smtp_sasl_auth_enable": "postfix_relay_username",
     "smtp_sasl_password_maps": "postfix_relay_username",
     "smtp_sasl_security_options": "postfix_relay_allow_plaintext_auth",
@@ -111,15 +133,19 @@ def _extra_main_cf(variables: dict) -> dict:
     return result
 
 
-def _maps(host: dict, username: str, canonical: dict, local_mail: dict) -> dict:
+def _maps(
+    host: dict, authenticates: bool, canonical: dict, local_mail: dict, sender_table: dict, *, tls_policy: bool = False
+) -> dict:
     config_dir = host.get("config_dir") or "/etc/postfix"
     map_type = host.get("map_type") or "hash"
     return {
         name: {"path": f"{config_dir}/{name}", "type": map_type, "reference": f"{map_type}:{config_dir}/{name}"}
         for name, used in (
-            (SASL_MAP, bool(username)),
+            (SASL_MAP, authenticates),
+            (SENDER_RELAY_MAP, bool(sender_table)),
             (CANONICAL_MAP, bool(canonical)),
             (LOCAL_MAIL_MAP, bool(local_mail)),
+            (TLS_POLICY_MAP, tls_policy),
         )
         if used
     }
@@ -144,7 +170,11 @@ def plan(variables: dict, host: dict, secrets: dict | None = None) -> dict:
     ca_file = text_variable(variables, "postfix_relay_ca_file") or str(host.get("ca_bundle") or "")
     allow_plaintext = bool(variables.get("postfix_relay_allow_plaintext_auth"))
     local_mail = local_mail_routes(variables, names)
-    maps = _maps(host, username, canonical, local_mail)
+    # Per-sender relays may bring credentials of their own: SASL is on when any relay has some.
+    senders = sender_relays(variables, relay, allow_plaintext)
+    authenticates = bool(username or senders["sasl"])
+    tls = tls_choices(variables, relay["tls"], verify)
+    maps = _maps(host, authenticates, canonical, local_mail, senders["table"], tls_policy=relay["tls"] != "none")
     main_cf = {
         "compatibility_level": str(host.get("compatibility_level") or COMPATIBILITY_LEVEL),
         "myhostname": names["myhostname"],
@@ -153,7 +183,8 @@ def plan(variables: dict, host: dict, secrets: dict | None = None) -> dict:
         "inet_interfaces": "loopback-only",
         "mynetworks": "127.0.0.0/8 [::1]/128",
         "smtpd_relay_restrictions": "permit_mynetworks, reject",
-        **tls_parameters(relay["tls"], verify, ca_file),
+        **tls_parameters(relay["tls"], verify, ca_file, **tls["parameters"]),
+        "smtp_host_lookup": tls["host_lookup"],
         **_limits(variables),
     }
     if mode == "null_client":
@@ -162,23 +193,30 @@ def plan(variables: dict, host: dict, secrets: dict | None = None) -> dict:
         main_cf.update(
             mydestination="$myhostname, localhost.$mydomain, localhost",
             local_transport=None,
-            alias_maps="hash:/etc/aliases",
+            alias_maps=SATELLITE_ALIASES,
         )
     main_cf.update(
-        smtp_sasl_auth_enable="yes" if username else "no",
-        smtp_sasl_password_maps=maps[SASL_MAP]["reference"] if username else None,
+        smtp_sasl_auth_enable="yes" if authenticates else "no",
+        smtp_sasl_password_maps=maps[SASL_MAP]["reference"] if authenticates else None,
         # Plain-text mechanisms only inside TLS, unless the operator explicitly allowed otherwise.
         smtp_sasl_security_options=("noanonymous" if allow_plaintext else "noplaintext, noanonymous")
-        if username
+        if authenticates
         else None,
-        smtp_sasl_tls_security_options="noanonymous" if username else None,
+        smtp_sasl_tls_security_options="noanonymous" if authenticates else None,
         sender_canonical_maps=maps[CANONICAL_MAP]["reference"] if canonical else None,
         virtual_alias_maps=maps[LOCAL_MAIL_MAP]["reference"] if local_mail else None,
+        **sender_relay_parameters(senders, maps.get(SENDER_RELAY_MAP, {}).get("reference")),
     )
+    headers = header_checks(variables, host.get("config_dir") or "/etc/postfix")
+    main_cf.update(headers["main_cf"])
     extra = _extra_main_cf(variables)
     main_cf.update(extra)
+    # The TLS policy follows the final main.cf (postfix_main_cf may have changed its level).
+    policy = policy_table(main_cf, relay["relayhost"], tls)
+    main_cf["smtp_tls_policy_maps"] = maps[TLS_POLICY_MAP]["reference"] if policy else None
     sasl_keys = relay_tokens(relay["relayhost"]) if username else []
-    _preflight(main_cf, extra, relay["tls"], sasl_keys, allow_plaintext)
+    sender_keys = [entry["key"] for entry in senders["sasl"]]
+    _preflight(main_cf, extra, relay["tls"], sasl_keys + sender_keys, allow_plaintext, policies=policy)
     return {
         "mode": mode,
         "relayhost": relay["relayhost"],
@@ -187,6 +225,9 @@ def plan(variables: dict, host: dict, secrets: dict | None = None) -> dict:
         "username": username,
         "allow_plaintext_auth": allow_plaintext,
         "sasl_keys": sasl_keys,
+        # Per-sender relays: {sender key: relayhost}, and the SASL keys by sender (the role adds the passwords).
+        "sender_relays": senders["table"],
+        "sender_sasl": senders["sasl"],
         "myhostname": names["myhostname"],
         "myorigin": names["myorigin"],
         "sender_canonical": canonical,
@@ -197,17 +238,28 @@ def plan(variables: dict, host: dict, secrets: dict | None = None) -> dict:
         # Every table of the role that holds no secret, present or absent: the role writes them as given.
         "tables": [
             {"name": name, "entries": entries, "state": "present" if entries else "absent"}
-            for name, entries in ((CANONICAL_MAP, canonical), (LOCAL_MAIL_MAP, local_mail))
-        ],
+            for name, entries in (
+                (CANONICAL_MAP, canonical),
+                (LOCAL_MAIL_MAP, local_mail),
+                (SENDER_RELAY_MAP, senders["table"]),
+                (TLS_POLICY_MAP, policy),
+            )
+        ]
+        + [headers["table"]],
+        # Built by postfix_apply when missing or older than /etc/aliases (the satellite's local aliases).
+        "alias_databases": [SATELLITE_ALIASES] if mode == "satellite" else [],
         "packages": list(host.get("packages") or []),
         "main_cf": main_cf,
     }
 
 
-def _preflight(main_cf: dict, extra: dict, tls: str, sasl_keys: list[str], allow_plaintext: bool) -> None:
+def _preflight(
+    main_cf: dict, extra: dict, tls: str, sasl_keys: list[str], allow_plaintext: bool, *, policies: dict | None = None
+) -> None:
     """The static rules over the complete main.cf: a failure names postfix_main_cf when it set the parameter."""
     # Name and boolean rules judge what postfix_main_cf added; the relay rules judge the whole main.cf.
     context = {"tls": tls, "sasl_keys": sasl_keys, "allow_plaintext_auth": allow_plaintext, "configured": sorted(extra)}
+    context["tls_policies"] = policies or {}
     fails = [entry for entry in static_checks(main_cf, context) if entry["status"] == FAIL]
     if not fails:
         return

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._files import exclusive_lock, write_atomically
-from ansible_collections.smtp.relay.plugins.module_utils._postfix.maps import check_path, plan_map
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.maps import check_path, index_path, plan_map
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import (
     Planned,
     encode_text,
@@ -27,7 +27,7 @@ from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf impor
     printable,
     read_text,
 )
-from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import is_hostname
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import has_unsafe_characters, is_hostname
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import DEFAULT_CONFIG_DIR, PostconfRunner
 
 SYSTEMD_RUNTIME = "/run/systemd/system"
@@ -90,6 +90,7 @@ def apply_plan(
     map_type: str | None = None,
     mailname_file: str | None = None,
     mailname: str | None = None,
+    alias_databases: list[str] = (),
     service: str | None = "postfix",
     packages: list[str] = (),
     config_dir: str = DEFAULT_CONFIG_DIR,
@@ -116,6 +117,7 @@ def apply_plan(
             checked = _checked_mailname(mailname)
             if mailname_file:
                 steps.append((mailname_file, _plan_mailname(mailname_file, checked, check_mode)))
+        steps.extend(_plan_alias_databases(runner, alias_databases, config_dir, check_mode))
         configured = plan_main_cf(runner, main_cf, config_dir=config_dir, check_mode=check_mode)
         steps.append(("main.cf", configured))
 
@@ -136,15 +138,21 @@ def apply_plan(
         result["main_cf"] = {k: configured.result[k] for k in ("changed_parameters", "restart_required")}
 
         if service:
+            # Postfix's local delivery keeps an alias database it failed to open until the process exits: a rebuilt
+            # database needs a reload as much as a changed main.cf does.
+            aliases_rebuilt = any(part.startswith("aliases ") for part in result["changed_parts"])
             result["service"] = _service(
-                Service(runner, service, systemd), configured.result, check_mode, installed=runner.installed()
+                Service(runner, service, systemd),
+                {**configured.result, "changed": configured.result["changed"] or aliases_rebuilt},
+                check_mode,
+                installed=runner.installed(),
             )
             result["changed_parts"].extend(f"service {action}" for action in result["service"]["actions"])
     result["changed"] = bool(result["changed_parts"])
     return result
 
 
-TABLE_KEYS = ("name", "entries", "state")
+TABLE_KEYS = ("name", "entries", "state", "type")
 
 
 def _plan_tables(runner, given: dict, map_type, config_dir, check_mode) -> list[tuple[str, Planned]]:
@@ -163,7 +171,8 @@ def _plan_tables(runner, given: dict, map_type, config_dir, check_mode) -> list[
                 runner,
                 entries=table.get("entries") or {},
                 name=table["name"],
-                map_type=map_type,
+                # A table's own type (regexp header checks beside the host's hash tables) before the call's.
+                map_type=table.get("type") or map_type,
                 secret=secret,
                 config_dir=config_dir,
                 state=table.get("state") or "present",
@@ -176,6 +185,43 @@ def _plan_tables(runner, given: dict, map_type, config_dir, check_mode) -> list[
                 raise SmtpRelayError(f"{where}.name: {seen[path]} is the same table; give each table once", field=where)
             seen[path] = where
             steps.append((table["name"], planned))
+    return steps
+
+
+ALIAS_TYPES = ("hash", "btree", "lmdb", "cdb")
+
+
+def _plan_alias_databases(runner, references, config_dir: str, check_mode: bool) -> list[tuple[str, Planned]]:
+    """Build each alias database (``hash:/etc/aliases``) that is missing or older than its source, as newaliases
+    would: Debian's "No configuration" install leaves /etc/aliases without its .db, and a satellite's local
+    delivery then defers every mail ("alias database unavailable")."""
+    if not isinstance(references, (list, tuple)):
+        raise SmtpRelayError("alias_databases must be a list such as [hash:/etc/aliases]", field="alias_databases")
+    steps = []
+    for index, reference in enumerate(references):
+        where = f"alias_databases[{index}]"
+        map_type, _sep, path = str(reference).partition(":")
+        if map_type not in ALIAS_TYPES or not os.path.isabs(path) or has_unsafe_characters(path):
+            raise SmtpRelayError(
+                f"{where}: {reference!r} is not TYPE:/absolute/path with TYPE one of {', '.join(ALIAS_TYPES)}",
+                field=where,
+            )
+        check_path(where, path)
+        indexed = index_path(path, map_type)
+        if not os.path.isfile(path):
+            continue  # nothing to build from: Postfix says so itself, as it would without the role
+        stale = not os.path.exists(indexed) or os.path.getmtime(indexed) < os.path.getmtime(path)
+        diff = {"before_header": indexed, "after_header": indexed, "before": "", "after": f"built from {path}\n"}
+        result = {"changed": stale, "diff": diff}
+        if not stale or check_mode:
+            steps.append((f"aliases {reference}", Planned(result)))
+            continue
+        steps.append(
+            (
+                f"aliases {reference}",
+                Planned(result, lambda r=reference: runner.run("postalias", ["-c", config_dir, r])),
+            )
+        )
     return steps
 
 

@@ -142,6 +142,23 @@ def sasl_map_keys(value: str) -> list[str] | None:
     return keys
 
 
+def map_entries(value: str) -> dict[str, str] | None:
+    """Entries of the tables a parameter names (the first table's wins, as Postfix's lookup order), for tables that
+    hold no secret (smtp_tls_policy_maps); None when one of them cannot be read."""
+    entries: dict[str, str] = {}
+    for map_type, path in map_references(value):
+        if map_type not in INDEX_SUFFIX:
+            return None
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                found = parse_map(f.read())
+        except OSError:
+            return None
+        for key, entry in found.items():
+            entries.setdefault(key, entry)
+    return entries
+
+
 def configured_credentials(value: str, relayhost: str) -> tuple[str, str] | None:
     """(user, password) stored for the relayhost in the SASL maps, for a live AUTH test; never returned to users."""
     tokens = {t.lower() for t in relay_tokens(relayhost)}
@@ -170,11 +187,9 @@ def relay_mode(relayhost: str, inet_interfaces: str, mydestination: str) -> str:
     return "satellite"
 
 
-def parse_queue(text: str, now: float) -> dict:
-    """``postqueue -j`` output -> counts per queue, age of the oldest deferred message, top deferral reasons."""
-    counts = dict.fromkeys(QUEUES, 0)
-    oldest = None
-    reasons: collections.Counter = collections.Counter()
+def queue_entries(text: str) -> list[dict]:
+    """``postqueue -j`` output -> one dict per queued message (lines that are not a JSON object are skipped)."""
+    entries = []
     for line in text.splitlines():
         if not line.strip():
             continue
@@ -182,6 +197,17 @@ def parse_queue(text: str, now: float) -> dict:
             item = json.loads(line)
         except ValueError:
             continue
+        if isinstance(item, dict):
+            entries.append(item)
+    return entries
+
+
+def parse_queue(text: str, now: float) -> dict:
+    """``postqueue -j`` output -> counts per queue, age of the oldest deferred message, top deferral reasons."""
+    counts = dict.fromkeys(QUEUES, 0)
+    oldest = None
+    reasons: collections.Counter = collections.Counter()
+    for item in queue_entries(text):
         queue = item.get("queue_name", "")
         counts[queue] = counts.get(queue, 0) + 1
         if queue == "deferred":

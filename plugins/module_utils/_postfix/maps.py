@@ -17,6 +17,12 @@ from ansible_collections.smtp.relay.plugins.module_utils._files import (
     write_atomically,
 )
 from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import has_unsafe_characters
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.pattern_tables import (
+    PATTERN_TYPES,
+    check_with_postfix,
+    render_rules,
+    validate_rules,
+)
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.postconf import (
     MASK,
     Planned,
@@ -34,7 +40,8 @@ from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import 
 
 # Suffix postmap gives the indexed file; None: Postfix reads the source itself. hash and btree share .db.
 INDEX_SUFFIX = {"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb", "texthash": None}
-MAP_TYPES = tuple(INDEX_SUFFIX)
+# regexp and pcre tables (pattern_tables.py) are ordered and read as they are: no index either.
+MAP_TYPES = (*INDEX_SUFFIX, *PATTERN_TYPES)
 SECRET_MODE = 0o600
 DEFAULT_MODE = 0o644
 HEADER = "# Managed by Ansible (smtp.relay.postfix_map): local changes are overwritten.\n"
@@ -43,7 +50,7 @@ _WHITESPACE = re.compile(r"\s")
 
 
 def index_path(path: str, map_type: str) -> str | None:
-    suffix = INDEX_SUFFIX[map_type]
+    suffix = INDEX_SUFFIX.get(map_type)
     return path + suffix if suffix else None
 
 
@@ -130,11 +137,11 @@ def is_stale(path: str, map_type: str) -> bool:
         return True
 
 
-def resolve_type(runner: PostconfRunner, config_dir: str, map_type: str | None) -> str:
+def resolve_type(runner: PostconfRunner, config_dir: str, map_type: str | None, field: str = "type") -> str:
     if map_type is None:
         map_type = read_effective(runner, config_dir, ["default_database_type"]).get("default_database_type", "hash")
-    if map_type not in INDEX_SUFFIX:
-        raise SmtpRelayError(f"type {map_type!r} is not supported; use one of {', '.join(MAP_TYPES)}", type=map_type)
+    if map_type not in MAP_TYPES:
+        raise SmtpRelayError(f"{field} {map_type!r} is not supported; use one of {', '.join(MAP_TYPES)}", type=map_type)
     return map_type
 
 
@@ -234,10 +241,10 @@ def _fix_identity(path: str, map_type: str, mode: int, owner) -> None:
                 os.chown(candidate, owner[0], owner[1])
 
 
-def _predict_fresh(path: str, wanted: dict, map_type: str | None, secret: bool, state: str) -> dict:
+def _predict_fresh(path: str, text: str, map_type: str | None, secret: bool, state: str) -> dict:
     """Check mode before Postfix is installed: the table will be created (with the usual default type)."""
+    assumed = map_type is None
     map_type = map_type or "hash"
-    text = render_map(wanted)
     present = state == "present"
     return {
         "changed": present,
@@ -249,8 +256,16 @@ def _predict_fresh(path: str, wanted: dict, map_type: str | None, secret: bool, 
             "before": "",
             "after": (masked_view(text) if secret else text) if present else "",
         },
-        "warnings": ["Postfix is not installed yet: the table type is assumed to be " + map_type],
+        "warnings": ["Postfix is not installed yet: the table type is assumed to be " + map_type] if assumed else [],
     }
+
+
+def _private(path: str) -> bool:
+    """The table's file exists and others may not read it."""
+    try:
+        return not os.stat(path).st_mode & 0o004
+    except OSError:
+        return False
 
 
 def _removed(path: str) -> list[str]:
@@ -282,10 +297,17 @@ def plan_map(
         raise SmtpRelayError(f"{where}state {state!r} is not present or absent", field=f"{where}state")
     path_given = bool(path)
     path = resolve_path(name, path, config_dir, field=f"{where}name")
-    wanted = validate_entries(entries or {}, secret, field=f"{where}entries") if state == "present" else {}
+    patterned = map_type in PATTERN_TYPES
+    if state != "present":
+        wanted = {}
+    elif patterned:
+        wanted = validate_rules([] if entries is None else entries, map_type, field=f"{where}entries")
+    else:
+        wanted = validate_entries({} if entries is None else entries, secret, field=f"{where}entries")
+    text = render_rules(HEADER, wanted) if patterned else render_map(wanted)
     if check_mode and not runner.installed():
-        return Planned(_predict_fresh(path, wanted, map_type, secret, state))
-    map_type = resolve_type(runner, config_dir, map_type)
+        return Planned(_predict_fresh(path, text, map_type, secret, state))
+    map_type = resolve_type(runner, config_dir, map_type, field=f"{where}type")
     result = {"changed": False, "path": path, "map": map_reference(path, map_type)}
     try:
         current = read_text(path)
@@ -293,11 +315,14 @@ def plan_map(
         option = "path" if path_given else f"{where}name"
         raise SmtpRelayError(f"{option}: {e.msg}", field=option) from None
 
+    # A table others may not read (a credentials table written with secret=true) is shown as secret, whatever
+    # this call says: removing or rewriting it must not print what it held.
+    secret_shown = secret or _private(path)
     if state == "absent":
         result["changed"] = any(os.path.exists(p) for p in _removed(path))
         result["diff"] = {"before_header": path, "after_header": path, "before": "", "after": ""}
         if current is not None:
-            result["diff"]["before"] = printable(masked_view(current) if secret else current)
+            result["diff"]["before"] = printable(masked_view(current) if secret_shown else current)
         if check_mode or not result["changed"]:
             return Planned(result)
         return Planned(result, lambda: _remove(path))
@@ -306,7 +331,6 @@ def plan_map(
         if path_given:
             raise SmtpRelayError(f"path: the directory of {path} does not exist", field="path", path=path)
         raise SmtpRelayError(f"config_dir {config_dir!r} is not a directory", field="config_dir", path=path)
-    text = render_map(wanted)
     # A secret table is 0600 (and root's, when run as root); any other keeps its mode and owner.
     if secret:
         mode, owner = SECRET_MODE, ((0, 0) if os.geteuid() == 0 else (None, None))
@@ -315,10 +339,13 @@ def plan_map(
     content_changed = current != text
     stale = is_stale(path, map_type)
     identity_wrong = secret and _needs_fixing(path, map_type, mode, owner)
+    if patterned:
+        # Unchanged too: the same lines may be fine as regexp and unreadable as pcre (postfix-pcre missing).
+        check_with_postfix(runner, config_dir, text, map_type, wanted, where=where)
 
     before_header = path if current is not None else f"{path} (absent)"
     after_header = path + (" (index rebuilt)" if stale and not content_changed else "")
-    if secret:
+    if secret_shown:
         before, after = masked_view(current), masked_view(text, parse_map(current or ""))
     else:
         before, after = current or "", text

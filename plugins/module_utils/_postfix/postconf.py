@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, WARN
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._files import write_atomically
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.staging import check_table_types, validate_staged
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import (
     DEFAULT_CONFIG_DIR,
     PostconfRunner,
@@ -53,7 +51,6 @@ _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 # Postfix's main.cf grammar is ASCII: lines end at "\n" only, and only these characters are white space.
 _SPACE = " \t\r\n\v\f"
 _PARAM_LINE = re.compile(r"([^ \t\r\v\f=#]+)[ \t\r\v\f]*=(.*)", re.DOTALL)
-_UNUSED = re.compile(r"unused parameter: (?:-o )?([^\s=]+)=")
 _BOOL_VALUES = ("yes", "no")
 
 
@@ -299,70 +296,6 @@ def printable(text: str) -> str:
 # validation and apply
 
 
-# What postconf reads beside main.cf, copied into the staging directory.
-STAGED_FILES = ("master.cf", "dynamicmaps.cf", "dynamicmaps.cf.d")
-# Seconds in the past the staged main.cf is dated (see validate_staged).
-STAGED_AGE = 60
-
-
-def validate_staged(
-    runner: PostconfRunner,
-    config_dir: str,
-    new_text: str,
-    *,
-    introduced: Iterable[str],
-    allow_unknown: bool,
-    mask: Callable[[str], str],
-) -> list[str]:
-    """Run ``postconf -n`` over a copy of the configuration holding ``new_text``; return warnings.
-
-    postconf exits 0 on a misspelt name and only warns "unused parameter": a name this call sets
-    that Postfix would not use is an error (unless allowed); one that was already there is a warning.
-    """
-    staging = tempfile.mkdtemp(prefix="smtp-relay-postconf-")
-    try:
-        # master.cf: its services give meaning to parameters such as relay_destination_rate_delay.
-        # dynamicmaps.cf: the map types of plug-in packages (pcre, lmdb...).
-        for name in STAGED_FILES:
-            source = os.path.join(config_dir, name)
-            if os.path.isdir(source):
-                shutil.copytree(source, os.path.join(staging, name), symlinks=True)
-            elif os.path.exists(source):
-                shutil.copy2(source, os.path.join(staging, name))
-        with open(os.path.join(staging, "main.cf"), "w", encoding="utf-8", errors="surrogateescape") as handle:
-            handle.write(new_text)
-        # Postfix lets a configuration file written within the last second or so "cool down" before reading it
-        # (it pauses until the file is older): a staged copy dated now cost two seconds per host on every run.
-        cooled = time.time() - STAGED_AGE
-        os.utime(os.path.join(staging, "main.cf"), (cooled, cooled))
-        rc, _out, err = runner.run_unchecked("postconf", ["-n", "-c", staging])
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    err = mask((err or "").replace(staging, config_dir))
-    if rc != 0:
-        raise SmtpRelayError(
-            f"postconf refused the new main.cf, {config_dir}/main.cf is left unchanged: {err.strip()}",
-            rc=rc,
-            stderr=err.strip(),
-        )
-
-    unused = sorted({m.group(1) for m in _UNUSED.finditer(err)})
-    introduced = set(introduced)
-    refused = [n for n in unused if n in introduced]
-    if refused and not allow_unknown:
-        shown = ", ".join(refused)
-        raise SmtpRelayError(
-            f"settings: unknown Postfix parameter(s): {shown}. Postfix would ignore them; fix the name, or set "
-            "allow_unknown=true for a user-defined parameter that is referenced as $name elsewhere",
-            unknown_parameters=refused,
-        )
-    warnings = [f"{config_dir}/main.cf sets {n}, which Postfix does not use" for n in unused if n not in introduced]
-    for line in err.splitlines():
-        if "warning:" in line and "unused parameter" not in line and "master.cf: No such file" not in line:
-            warnings.append(line.strip())
-    return warnings
-
-
 @dataclass
 class Planned:
     """A step checked and planned with nothing written: its result, and the write that makes it so (None: none)."""
@@ -403,6 +336,7 @@ def plan_main_cf(
         warnings += validate_staged(
             runner, config_dir, new_text, introduced=introduced, allow_unknown=allow_unknown, mask=mask
         )
+        check_table_types(runner, config_dir, wanted, changed_names)
 
     changed = bool(changed_names) or current is None
     result = {

@@ -67,6 +67,10 @@ class PostconfRunner:
     def run_unchecked(self, binary: str, args: list[str]) -> tuple[int, str, str]:
         return self._run_command([self._binary(binary), *args])
 
+    def run_input(self, binary: str, args: list[str], data: str) -> tuple[int, str, str]:
+        """Run a binary with ``data`` on its standard input (sendmail reads the message there); never cached."""
+        return self._run_command([self._binary(binary), *args], data=data)
+
     def postconf(self, args: list[str], mask: Callable[[str], str] = str) -> tuple[str, str]:
         return self.run("postconf", args, mask)
 

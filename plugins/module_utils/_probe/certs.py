@@ -115,7 +115,7 @@ def _time(item: tuple[int, bytes]) -> datetime.datetime:
     if len(match.group(1)) == 2:
         year += 1900 if year >= 50 else 2000  # RFC 5280 4.1.2.5.1
     try:
-        return datetime.datetime(year, month, day, hour, minute, second, tzinfo=datetime.UTC)
+        return datetime.datetime(year, month, day, hour, minute, second, tzinfo=datetime.timezone.utc)
     except ValueError as e:
         raise CertificateError(f"a validity date that does not exist: {value!r}") from e
 
@@ -177,7 +177,7 @@ def _decode(der: bytes) -> dict:
 
 
 def certificate_summary(der: bytes, now: datetime.datetime | None = None) -> dict:
-    now = now or datetime.datetime.now(datetime.UTC)
+    now = now or datetime.datetime.now(datetime.timezone.utc)
     info = decode_certificate(der)
     not_after = info["not_after"]
     return {

@@ -122,11 +122,7 @@ def _mail_from(run: Run, client: SmtpSession, options: list[str]):
         raise StageFailed("the sender needs SMTPUTF8")
     reply = client.mail(sender, options)
     if reply.code != 250:
-        hint = (
-            "the relay wants AUTH first: configure credentials"
-            if reply.code == 530
-            else "the relay does not accept this sender: use an address in an approved domain"
-        )
+        hint = _sender_hint(run, reply.code)
         run.add(
             "envelope.mail_from",
             "envelope.sender_rejected",
@@ -140,6 +136,21 @@ def _mail_from(run: Run, client: SmtpSession, options: list[str]):
     run.add(
         "envelope.mail_from", "envelope.mail_from", PASS, f"MAIL FROM:<{sender}> accepted", "envelope", started=started
     )
+
+
+def _sender_hint(run: Run, code: int) -> str:
+    if code != 530:
+        return "the relay does not accept this sender: use an address in an approved domain"
+    spec = run.spec
+    if spec.username:
+        return "the relay wants AUTH first, and the AUTH above did not succeed (see auth.login)"
+    if spec.expect_auth:
+        # SASL is on, yet no credentials: the stored ones were not readable (not root) or have no key for the relay.
+        return (
+            "the relay wants AUTH first: the host's SASL map has no credentials for this relayhost that could be read "
+            "(run relay_check as root, become: true; see sasl.key_mismatch), or give username and password"
+        )
+    return "the relay wants AUTH first: configure credentials (postfix_relay_username / postfix_relay_password)"
 
 
 def _rcpt_to(run: Run, client: SmtpSession, started: float):

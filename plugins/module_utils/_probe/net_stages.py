@@ -45,7 +45,7 @@ def alternative_ports_hint(host: str, port: int) -> str:
 
 
 # -- DNS ---------------------------------------------------------------------------------------------------------
-def _answers(run: Run, questions) -> list[Answer]:
+def _answers(run: Run, questions, resolver=None) -> list[Answer]:
     """Ask each (name, type) at once, each on a thread of its own, all within one stage: late ones are timeouts.
 
     The resolver bounds each question by the timeout too; the threads keep the stage bounded when its questions
@@ -56,7 +56,7 @@ def _answers(run: Run, questions) -> list[Answer]:
 
     def ask(i: int, name: str, rdtype: str):
         try:
-            answers[i] = run.resolver.query(name, rdtype)
+            answers[i] = (resolver or run.resolver).query(name, rdtype)
         except Exception as e:  # a question without answer, never an exception lost in a thread
             answers[i] = Answer(name, rdtype, ERROR, error=str(e))
 
@@ -67,8 +67,7 @@ def _answers(run: Run, questions) -> list[Answer]:
         with contextlib.suppress(StageTimeout):
             worker.join(run.clock.remaining())
     return [
-        a or Answer(name, rdtype, TIMEOUT, error=run.clock.reason())
-        for a, (name, rdtype) in zip(answers, questions, strict=True)
+        a or Answer(name, rdtype, TIMEOUT, error=run.clock.reason()) for a, (name, rdtype) in zip(answers, questions)
     ]
 
 
@@ -86,6 +85,8 @@ def dns(run: Run) -> list[str]:
     started = run.begin("dns.address", f"address lookup of {server}")
     answers = _answers(run, [(server, "A"), (server, "AAAA")])
     addresses = list(dict.fromkeys(ip for a in answers for ip in a.records))
+    if not addresses and run.native is not None:
+        _outside_dns(run, server, answers, started)
     if not addresses and not all(a.answered for a in answers):
         run.add(
             "dns.address",
@@ -118,6 +119,29 @@ def dns(run: Run) -> list[str]:
         addresses=addresses,
     )
     return addresses[:MAX_ADDRESSES]
+
+
+def _outside_dns(run: Run, server: str, answers: list[Answer], started: float):
+    """DNS has no address for the relay (Postfix asks DNS only, smtp_host_lookup = dns): when the system resolver
+    (/etc/hosts) has one, the probe would pass where Postfix fails. Say so, and stop as Postfix would."""
+    found = _answers(run, [(server, "A"), (server, "AAAA")], run.native)
+    native = list(dict.fromkeys(ip for a in found for ip in a.records))
+    if not native:
+        return
+    dns_said = "; ".join(f"{a.rdtype}: {a.error or a.status}" for a in answers)
+    run.add(
+        "dns.address",
+        "dns.host_lookup",
+        FAIL,
+        f"{server} has no address in DNS ({dns_said}), only through the system resolver ({', '.join(native)}, "
+        "/etc/hosts or another source): with smtp_host_lookup = dns Postfix asks DNS alone and defers the mail "
+        "with 'Name service error'",
+        "dns",
+        hint="set smtp_host_lookup = native (role: postfix_relay_host_lookup: native), or publish the name in DNS",
+        started=started,
+        addresses=native,
+    )
+    raise StageFailed("Postfix will not find the relay's address")
 
 
 def _mx(run: Run) -> str:

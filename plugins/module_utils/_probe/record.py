@@ -52,6 +52,13 @@ class ProbeSpec:
     ca_file: str | None = None
     ca_path: str | None = None
     cert_match: tuple = ("hostname",)
+    # Where the expected names come from when not main.cf (the relay's smtp_tls_policy_maps entry), for messages.
+    policy: str = ""
+    policy_names: bool = False  # cert_match comes from the entry's match= (an expected name asked for explicitly)
+    fingerprints: tuple = ()  # pinned certificate digests (level fingerprint), hex without colons, lower case
+    digest: str = "sha256"
+    min_version: str | None = None  # "TLSv1.2" or "TLSv1.3": older protocols are not offered
+    lookup: tuple = ()  # smtp_host_lookup as Postfix will do it: ("dns",), ("native",), ("dns", "native")
     servername: str | None = None
     ehlo_name: str = "localhost"
     username: str | None = None
@@ -94,11 +101,12 @@ _TOO_LARGE_HINT = "no SMTP server sends that much: check that this port runs an 
 class Run:
     """One probe run: the spec, the result being built, the seams, the clock and the checks' bookkeeping."""
 
-    def __init__(self, spec: ProbeSpec, resolver, connect, now=None):
+    def __init__(self, spec: ProbeSpec, resolver, connect, now=None, native=None):
         self.spec = spec
         self.resolver = resolver
+        self.native = native  # the system resolver, to explain a relay DNS does not know (smtp_host_lookup = dns)
         self.connect = connect  # (address, port, timeout) -> a connected socket
-        self.now = now or (lambda: datetime.datetime.now(datetime.UTC))
+        self.now = now or (lambda: datetime.datetime.now(datetime.timezone.utc))
         self.result = ProbeResult()
         self.reported: set = set()
         self.clock = Clock(spec.timeout)

@@ -37,11 +37,13 @@ from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar impo
     implied_tls,
     parse_relayhost,
     reject_control_characters,
+    relay_tokens,
 )
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.info import (
     compare,
     configured_credentials,
     gather,
+    map_entries,
     sasl_map_keys,
 )
 from ansible_collections.smtp.relay.plugins.module_utils._rules import (
@@ -54,6 +56,7 @@ from ansible_collections.smtp.relay.plugins.module_utils._rules import (
     tls_parameters,
 )
 from ansible_collections.smtp.relay.plugins.module_utils import _dns
+from ansible_collections.smtp.relay.plugins.module_utils._probe.policy import host_lookup, lookup_resolvers, relay_tls
 from ansible_collections.smtp.relay.plugins.module_utils._probe.stages import ProbeSpec, open_connection, probe
 
 SASL_PLUGIN_DIRS = ("/usr/lib/*/sasl2", "/usr/lib/sasl2", "/usr/lib64/sasl2")
@@ -249,18 +252,33 @@ def _gather(opts: dict, runner: PostconfRunner | None) -> tuple[dict, dict, str]
     )
     ctx["sasl_plugins"] = sasl_plugins()
     ctx["file_exists"] = {p: os.path.exists(p) for p in (s.get("smtp_tls_CAfile"), s.get("smtp_tls_CApath")) if p}
+    if s.get("smtp_tls_policy_maps"):
+        ctx["tls_policies"] = map_entries(s.get("smtp_tls_policy_maps"))
     return settings, ctx, "host"
 
 
-def _probe_spec(opts: dict, s: Settings, relay: dict, source: str, check_mode: bool) -> ProbeSpec:
-    level = s.tls_level()
-    mode = opts["tls"] or s.tls_mode()
-    match_param = "smtp_tls_secure_cert_match" if level == "secure" else "smtp_tls_verify_cert_match"
+def _credentials(opts: dict, s: Settings, source: str, hide) -> tuple:
+    """(auth, username, password): the options', else, when AUTH is asked for or an envelope is tested on a host
+    with SASL on (Postfix authenticates before MAIL FROM), those stored in the host's SASL map for the relayhost.
+
+    Stored ones are read as root and go to ``hide`` (the module's no_log values) before anything else happens.
+    """
     username, password = opts["username"], opts["password"]
-    auth = opts["auth"] if opts["auth"] is not None else bool(username)
+    auth = opts["auth"]
+    if auth is None:
+        auth = bool(username) or bool(source == "host" and opts["mail_from"] and s.flag("smtp_sasl_auth_enable"))
     if auth and not username and source == "host":
         found = configured_credentials(s.get("smtp_sasl_password_maps"), s.get("relayhost"))
         username, password = found if found else (None, None)
+        if found and hide is not None:
+            hide([v for v in found if v])
+    return auth, username, password
+
+
+def _probe_spec(opts: dict, s: Settings, relay: dict, tls: dict, credentials: tuple, *, check_mode: bool) -> ProbeSpec:
+    level = tls["level"]
+    mode = opts["tls"] or s.tls_mode()
+    auth, username, password = credentials
     return ProbeSpec(
         host=relay["host"],
         port=relay["port"],
@@ -272,8 +290,14 @@ def _probe_spec(opts: dict, s: Settings, relay: dict, source: str, check_mode: b
         verify=level in VERIFYING_LEVELS,
         ca_file=opts["ca_file"] or s.get("smtp_tls_CAfile") or None,
         ca_path=None if opts["ca_file"] else s.get("smtp_tls_CApath") or None,
-        cert_match=tuple(s.words(match_param)) if level in VERIFYING_LEVELS else ("hostname",),
-        servername=opts["servername"] or s.get("smtp_tls_servername") or None,
+        cert_match=tls["cert_match"],
+        policy=tls["source"],
+        policy_names=tls["policy_names"],
+        fingerprints=tls["fingerprints"],
+        digest=tls["digest"],
+        min_version=tls["min_version"],
+        lookup=host_lookup(s),
+        servername=opts["servername"] or tls["servername"] or None,
         ehlo_name=opts["ehlo_name"] or s.get("smtp_helo_name") or s.get("myhostname") or socket.getfqdn(),
         username=username if auth else None,
         password=password if auth else None,
@@ -299,17 +323,31 @@ def _expectations(result: dict, opts: dict, runner: PostconfRunner | None) -> di
 
 
 def probe_resolver(opts: dict):
-    """The probe's DNS: the given nameservers for MX and A/AAAA alike, else the host's own resolver (/etc/hosts too)."""
-    return _dns.make_resolver(opts["nameservers"], timeout=opts["timeout"], system=True)
+    """The probe's DNS: the given nameservers for MX and A/AAAA alike, else as the host's Postfix looks the relay up
+    (``opts["host_lookup"]``, smtp_host_lookup: DNS alone, Postfix's default, or the system resolver with /etc/hosts);
+    without Postfix's settings, the host's own resolver."""
+    return lookup_resolvers(opts.get("host_lookup") or ("native",), opts["nameservers"], opts["timeout"])[0]
+
+
+def explaining_resolver(opts: dict):
+    """The system resolver, when the probe asks DNS alone: it tells a name only in /etc/hosts (None otherwise)."""
+    return lookup_resolvers(opts.get("host_lookup") or ("native",), opts["nameservers"], opts["timeout"])[1]
 
 
 def run(
-    params: dict, runner: PostconfRunner | None = None, *, check_mode: bool = False, resolver=None, connect=None
+    params: dict,
+    runner: PostconfRunner | None = None,
+    *,
+    check_mode: bool = False,
+    resolver=None,
+    connect=None,
+    native=None,
+    hide=None,
 ) -> dict:
     """Static rules (and the probe): the full result, whatever the checks say.
 
-    ``resolver`` and ``connect`` are the probe's seams (tests pass fakes): by default ``probe_resolver`` and
-    ``open_connection``.
+    ``resolver``, ``native`` and ``connect`` are the probe's seams (tests pass fakes): by default ``probe_resolver``
+    and ``open_connection``. ``hide`` receives the stored credentials the probe reads, before they are used.
     """
     opts = validate_options(params)
     settings, ctx, source = _gather(opts, runner)
@@ -324,9 +362,14 @@ def run(
     result = {"relayhost": s.get("relayhost"), "relayhosts": relays, "settings_source": source, "tls_mode": None}
     probe_checks = []
     if opts["probe"] and relays:
-        spec = _probe_spec(opts, s, relays[0], source, check_mode)
+        tls = relay_tls(s, ctx.get("tls_policies"), (relay_tokens(s.get("relayhost")) or [""])[0])
+        spec = _probe_spec(opts, s, relays[0], tls, _credentials(opts, s, source, hide), check_mode=check_mode)
         result["tls_mode"] = spec.tls
-        outcome = probe(spec, resolver or probe_resolver(opts), connect or open_connection)
+        if resolver is None:
+            # Settings made up from options say nothing of how the host looks names up: its own resolver then.
+            opts["host_lookup"] = spec.lookup if source != "options" else ("native",)
+            resolver, native = probe_resolver(opts), native or explaining_resolver(opts)
+        outcome = probe(spec, resolver, connect or open_connection, native=native)
         probe_checks = outcome.checks
         result.update(tls=outcome.tls, auth=outcome.auth, queue_id=outcome.queue_id, server=outcome.server)
         result["address"] = outcome.address
@@ -346,11 +389,9 @@ def run(
     return result
 
 
-def relay_check(
-    params: dict, runner: PostconfRunner | None = None, *, check_mode: bool = False, resolver=None, connect=None
-) -> dict:
+def relay_check(params: dict, runner: PostconfRunner | None = None, **seams) -> dict:
     """As ``run``; a check with a ``fail_on`` status raises SmtpRelayError with the whole result (for the module)."""
-    result = run(params, runner, check_mode=check_mode, resolver=resolver, connect=connect)
+    result = run(params, runner, **seams)
     fail_on = result.pop("fail_on")
     if result.pop("failing"):
         details = {k: v for k, v in result.items() if k != "msg"}

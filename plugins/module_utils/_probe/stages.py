@@ -52,13 +52,14 @@ def open_connection(address: str, port: int, timeout: float) -> socket.socket:
     return socket.create_connection((address, port), timeout=timeout)
 
 
-def probe(spec: ProbeSpec, resolver=None, connect=None) -> ProbeResult:
+def probe(spec: ProbeSpec, resolver=None, connect=None, native=None) -> ProbeResult:
     """Run every stage against the relay; never raises for what the relay does, only reports it.
 
-    ``resolver`` defaults to the host's own resolver, ``connect`` to ``open_connection``.
+    ``resolver`` defaults to the host's own resolver, ``connect`` to ``open_connection``; ``native``: the system
+    resolver, asked only to explain a relay that ``resolver`` (DNS alone, as Postfix by default) has no address for.
     """
     resolver = resolver or make_resolver(timeout=spec.timeout, system=True)
-    run = Run(spec, resolver, connect or open_connection)
+    run = Run(spec, resolver, connect or open_connection, native=native)
     try:
         client = open_session(run, tcp(run, dns(run)))
         try:

@@ -10,6 +10,7 @@ reconnects without verification to report what else there is to know, as Postfix
 
 from __future__ import annotations
 
+import hashlib
 import ssl
 
 from ansible_collections.smtp.relay.plugins.module_utils._checks import FAIL, PASS, SKIP, UNKNOWN, WARN
@@ -28,6 +29,7 @@ from ansible_collections.smtp.relay.plugins.module_utils._probe.session import (
 )
 
 EXPIRY_WARN_DAYS = 14
+_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 
 
 def contexts(spec: ProbeSpec) -> tuple[ssl.SSLContext | None, ssl.SSLContext]:
@@ -40,6 +42,11 @@ def contexts(spec: ProbeSpec) -> tuple[ssl.SSLContext | None, ssl.SSLContext]:
         strict = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         strict.check_hostname = False
         strict.load_verify_locations(cafile=spec.ca_file or None, capath=spec.ca_path or None)
+    # The oldest protocol Postfix will offer (smtp_tls_mandatory_protocols, or the relay's policy entry).
+    oldest = _VERSIONS.get(spec.min_version or "")
+    for context in (strict, loose):
+        if context is not None and oldest is not None:
+            context.minimum_version = oldest
     return strict, loose
 
 
@@ -215,7 +222,7 @@ def _record_tls(run: Run, client: SmtpSession, verified: bool, started: float, l
     cert = certificate_summary(der, run.now())
     run.result.tls["certificate"] = cert
     _cert_chain(run, cert, verified)
-    _cert_name(run, cert)
+    _cert_name(run, cert, der)
     _cert_expiry(run, cert)
     _cert_sni(run, der, cert, loose)
 
@@ -244,20 +251,54 @@ def _wanted(run: Run) -> list[str]:
     return expected_names(run.spec.cert_match, run.server(), run.spec.host)
 
 
-def _cert_name(run: Run, cert: dict):
+def _cert_fingerprint(run: Run, der: bytes):
+    """Level fingerprint: Postfix checks neither chain nor name, only that the certificate is one of the pinned."""
+    spec = run.spec
+    digest = hashlib.new(spec.digest, der).hexdigest()
+    shown = ":".join(digest[i : i + 2] for i in range(0, len(digest), 2)).upper()
+    where = spec.policy or "smtp_tls_fingerprint_cert_match"
+    if digest in spec.fingerprints:
+        run.add(
+            "cert.name", "cert.name", PASS, f"the certificate's {spec.digest} fingerprint is pinned ({where})", "cert"
+        )
+        return
+    run.add(
+        "cert.name",
+        "cert.fingerprint_mismatch",
+        FAIL,
+        f"the certificate's {spec.digest} fingerprint {shown} is not among the pinned ones ({where}): Postfix refuses "
+        "the relay",
+        "cert",
+        hint="pin the relay's current certificate (openssl x509 -noout -fingerprint -sha256), or fix the relay's",
+        fingerprint=shown,
+    )
+
+
+def _cert_name(run: Run, cert: dict, der: bytes = b""):
+    if run.spec.fingerprints:
+        _cert_fingerprint(run, der)
+        return
     wanted = _wanted(run)
     matched = names_match(cert, wanted)
     presented = ", ".join(cert["dns_names"] + cert["ip_addresses"]) or cert.get("subject") or "nothing"
     if matched:
         run.add("cert.name", "cert.name", PASS, f"the certificate names {matched} (presents {presented})", "cert")
         return
+    policy = run.spec.policy
+    if run.spec.policy_names and run.spec.verify:
+        # The name was asked for explicitly (postfix_relay_tls_name): the certificate is not the one expected.
+        check_id, where = "cert.policy_name_mismatch", f"as the TLS policy expects ({policy})"
+        hint = f"expect a name the certificate holds ({presented}): postfix_relay_tls_name, match= of the entry"
+    else:
+        check_id, where = "cert.name_mismatch", "as Postfix expects"
+        hint = "use the relay name its certificate holds in relayhost, or fix the relay's certificate"
     run.add(
         "cert.name",
-        "cert.name_mismatch",
+        check_id,
         run.severity(),
-        f"the certificate names {presented}, not {' or '.join(wanted)} as Postfix expects",
+        f"the certificate names {presented}, not {' or '.join(wanted)} {where}",
         "cert",
-        hint="use the relay name its certificate holds in relayhost, or fix the relay's certificate",
+        hint=hint,
         expected=wanted,
         presented=cert["dns_names"] + cert["ip_addresses"],
     )

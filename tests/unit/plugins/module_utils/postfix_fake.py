@@ -28,6 +28,7 @@ DEFAULTS = {
     "relayhost": "",
     "sender_canonical_maps": "",
     "smtp_generic_maps": "",
+    "smtp_header_checks": "",
     "smtp_sasl_auth_enable": "no",
     "smtp_sasl_password_maps": "",
     "smtp_sasl_security_options": "noplaintext, noanonymous",
@@ -36,14 +37,20 @@ DEFAULTS = {
     "smtputf8_enable": "yes",
 }
 INDEX_SUFFIX = {"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb"}
+# What postconf -m lists on Debian 12 with postfix-lmdb and postfix-cdb but not postfix-pcre.
+MAP_TYPES = (
+    *("btree", "cdb", "cidr", "environ", "fail", "hash", "inline", "internal", "lmdb", "memcache", "nis"),
+    *("pipemap", "proxy", "randmap", "regexp", "socketmap", "static", "tcp", "texthash", "unionmap", "unix"),
+)
 
 
 class FakePostfix:
     """Callable like ``module.run_command``; records every call in ``calls``."""
 
-    def __init__(self, defaults: dict | None = None, postmap_fails: bool = False):
+    def __init__(self, defaults: dict | None = None, postmap_fails: bool = False, map_types=MAP_TYPES):
         self.defaults = dict(DEFAULTS if defaults is None else defaults)
         self.postmap_fails = postmap_fails
+        self.map_types = list(map_types)
         self.calls: list[list[str]] = []
 
     def __call__(self, args):
@@ -95,6 +102,14 @@ class FakePostfix:
             else:
                 names.append(arg)
         err = []
+        if "m" in flags:  # reads main.cf first, as every postconf but -d (seen)
+            if self._read_main_cf(config_dir or "/etc/postfix")[0] is None:
+                return (
+                    1,
+                    "",
+                    f"postconf: fatal: open {config_dir or '/etc/postfix'}/main.cf: No such file or directory\n",
+                )
+            return 0, "".join(f"{t}\n" for t in self.map_types), ""
         if "d" in flags:
             values = dict(self.defaults)
         else:
@@ -128,6 +143,10 @@ class FakePostfix:
         if not os.path.exists(os.path.join(config_dir, "main.cf")):
             return 1, "", f"postmap: fatal: open {config_dir}/main.cf: No such file or directory\n"
         map_type, source = args[-1].split(":", 1)
+        if map_type not in self.map_types:
+            return 1, "", f"postmap: fatal: unsupported dictionary type: {map_type}\n"
+        if "-q" in args:
+            return self._query(source, args[args.index("-q") + 1])
         if self.postmap_fails:
             return 1, "", f"postmap: fatal: open database {source}{INDEX_SUFFIX[map_type]}: Invalid argument\n"
         entries, err = {}, []
@@ -145,6 +164,27 @@ class FakePostfix:
             json.dump({"type": map_type, "entries": entries}, handle)
         shutil.copymode(source, index)
         return 0, "", "".join(f"{e}\n" for e in err)
+
+    @staticmethod
+    def _query(source, key):
+        """A pattern table as Postfix's regexp map reads it (a warning per bad line, seen on 3.7), matched in Python."""
+        err, found = [], None
+        with open(source, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip() or line.startswith("#"):
+                    continue
+                match = re.fullmatch(r"/((?:[^/\\]|\\.)*)/([imx]*)(?:\s+(.*))?\n?", line)
+                if not match:
+                    err.append(f"postmap: warning: regexp map {source}, line {number}: ignoring unrecognized request")
+                    continue
+                try:
+                    pattern = re.compile(match.group(1), 0 if "i" in match.group(2) else re.IGNORECASE)
+                except re.error:
+                    err.append(f"postmap: warning: regexp map {source}, line {number}: Invalid regular expression")
+                    continue
+                if found is None and pattern.search(key):
+                    found = match.group(3) or ""
+        return (1, "", "".join(f"{e}\n" for e in err)) if found is None else (0, found + "\n", "")
 
 
 def read_index(path: str) -> dict:

@@ -8,7 +8,12 @@ import os
 import pytest
 
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
-from ansible_collections.smtp.relay.plugins.module_utils._postfix.apply import apply_plan, lock_name, missing_packages
+from ansible_collections.smtp.relay.plugins.module_utils._postfix.apply import (
+    _plan_alias_databases,
+    apply_plan,
+    lock_name,
+    missing_packages,
+)
 from ansible_collections.smtp.relay.plugins.module_utils._postfix.runner import PostconfRunner
 from tests.unit.plugins.module_utils.postfix_fake import FakePostfix
 
@@ -167,7 +172,8 @@ def test_a_refusal_leaves_every_file_as_it_was(host, tmp_path, overrides, messag
         ([{"name": "a" * 300, "entries": {}}], "maps[0].name has a name longer than 255 bytes"),
         ([{"name": "generic", "entries": {}, "stat": "absent"}], "maps[0]: unknown key(s) 'stat'"),
         ([{"name": "generic", "entries": {}, "state": "gone"}], "maps[0].state 'gone' is not present or absent"),
-        (["generic"], "maps[0] must be a mapping of name, entries, state, got str"),
+        ([{"name": "generic", "entries": {}, "type": "dbm"}], "maps[0].type 'dbm' is not supported"),
+        (["generic"], "maps[0] must be a mapping of name, entries, state, type, got str"),
         ([{"name": "generic", "entries": {}}, {"name": "generic", "entries": {}}], "maps[1].name: maps[0] is the same"),
     ],
 )
@@ -238,3 +244,35 @@ def test_the_lock_name_stays_a_file_name_for_a_long_directory():
     assert lock_name("/etc/postfix") == "smtp-relay-postfix-etc-postfix"
     long = [lock_name("/srv/" + "x" * 4000 + suffix) for suffix in ("a", "b")]
     assert all(len(name) <= 200 for name in long) and long[0] != long[1]
+
+
+def test_a_missing_or_stale_alias_database_is_built_and_postfix_reloaded(tmp_path, monkeypatch):
+    """Debian's "No configuration" install leaves /etc/aliases without its .db: a satellite would defer all local
+    mail. postfix_apply builds it when missing or older than the source, and not again when current."""
+    aliases = tmp_path / "aliases"
+    aliases.write_text("webmaster: ops@example.org\n")
+    calls = []
+
+    class Runner:
+        def run(self, binary, args, mask=str):
+            calls.append([binary, *args])
+            (tmp_path / "aliases.db").write_text("built")
+            return "", ""
+
+    steps = _plan_alias_databases(Runner(), [f"hash:{aliases}"], "/etc/postfix", check_mode=True)
+    assert [(part, planned.result["changed"], planned.write) for part, planned in steps] == [
+        (f"aliases hash:{aliases}", True, None)
+    ]
+    steps = _plan_alias_databases(Runner(), [f"hash:{aliases}"], "/etc/postfix", check_mode=False)
+    steps[0][1].write()
+    assert calls == [["postalias", "-c", "/etc/postfix", f"hash:{aliases}"]]
+    assert not _plan_alias_databases(Runner(), [f"hash:{aliases}"], "/etc/postfix", check_mode=False)[0][1].result[
+        "changed"
+    ]
+    assert _plan_alias_databases(Runner(), [f"hash:{tmp_path / 'none'}"], "/etc/postfix", check_mode=False) == []
+
+
+@pytest.mark.parametrize("reference", ["/etc/aliases", "regexp:/etc/aliases", "hash:aliases", "hash:/etc/a\nb"])
+def test_an_alias_database_that_is_not_type_and_absolute_path_is_refused(reference):
+    with pytest.raises(SmtpRelayError, match=r"alias_databases\[0\]"):
+        _plan_alias_databases(None, [reference], "/etc/postfix", check_mode=True)

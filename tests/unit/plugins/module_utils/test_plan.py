@@ -111,6 +111,8 @@ def test_string_booleans_mean_what_they_say(text, meant):
     )
     level = plan(postfix_relay_tls_verify=text)["main_cf"]["smtp_tls_security_level"]
     assert level == ("secure" if meant else "encrypt")
+    level = plan(postfix_relay_tls_opportunistic=text)["main_cf"]["smtp_tls_security_level"]
+    assert level == ("may" if meant else "secure")
     backups = plan(postfix_relay_backup_hosts=[{"host": "b.example.org", "mx_lookup": text}])["relayhost"]
     assert backups.endswith("b.example.org:587" if meant else "[b.example.org]:587")
     plaintext = {"postfix_relay_tls": "none", "postfix_relay_port": "25", "postfix_relay_username": "u"}
@@ -135,6 +137,7 @@ def test_every_boolean_of_the_spec_is_read_through_the_coercion():
         "postfix_relay_allow_plaintext_auth",
         "postfix_relay_auth_required",
         "postfix_no_log",
+        "postfix_relay_tls_opportunistic",
     }, "a new boolean needs a case in test_string_booleans_mean_what_they_say"
 
 

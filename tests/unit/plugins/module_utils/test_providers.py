@@ -18,6 +18,8 @@ from ansible_collections.smtp.relay.plugins.module_utils._probe import net_stage
 from ansible_collections.smtp.relay.plugins.module_utils._errors import SmtpRelayError
 from ansible_collections.smtp.relay.plugins.module_utils._relayhost.providers import (
     PROVIDERS,
+    office365_connector_host,
+    provider_notice,
     provider_ports,
     role_preset,
     ses_endpoint,
@@ -27,7 +29,7 @@ from ansible_collections.smtp.relay.plugins.module_utils._relayhost.providers im
 from ansible_collections.smtp.relay.plugins.modules import sender_check
 
 ROOT = Path(__file__).resolve().parents[4]
-ORDER = ["ses", "sendgrid", "mailgun", "office365", "google_relay", "gmail", "custom"]
+ORDER = ["ses", "sendgrid", "mailgun", "office365", "office365_connector", "google_relay", "gmail", "custom"]
 
 
 def test_one_table_in_one_order():
@@ -45,6 +47,7 @@ def test_role_presets():
         "sendgrid": {**starttls, "host": "smtp.sendgrid.net", "auth": True, "username": "apikey"},
         "mailgun": {**starttls, "host": "smtp.mailgun.org", "auth": True},
         "office365": {**starttls, "host": "smtp.office365.com", "auth": True},
+        "office365_connector": {"port": 25, "tls": "starttls", "auth": False},
         "google_relay": {**starttls, "host": "smtp-relay.gmail.com", "auth": False},
         "gmail": {**starttls, "host": "smtp.gmail.com", "auth": True},
         "custom": {},
@@ -61,6 +64,7 @@ def test_spf_includes():
         "sendgrid": "sendgrid.net",
         "mailgun": "mailgun.org",
         "office365": "spf.protection.outlook.com",
+        "office365_connector": "spf.protection.outlook.com",
         "google_relay": "_spf.google.com",
         "gmail": "_spf.google.com",
         "custom": None,
@@ -76,6 +80,8 @@ def test_spf_includes():
         ("smtp.sendgrid.net", ("SendGrid", (587, 2525, 25), (465,))),
         ("SMTP.EU.MAILGUN.ORG.", ("Mailgun", (587, 2525, 25), (465,))),
         ("smtp.office365.com", ("Microsoft 365", (587,), ())),
+        ("contoso-com.mail.protection.outlook.com", ("Microsoft 365 connector", (25,), ())),
+        ("mail.protection.outlook.com.example.test", None),
         ("smtp-relay.gmail.com", ("Google Workspace relay", (587,), ())),
         ("smtp.gmail.com", ("Gmail", (587,), (465,))),
         ("mail.example.test", None),
@@ -91,6 +97,37 @@ def test_preset_hosts_are_recognised_by_the_probe():
         for host in filter(None, (provider.host, *provider.regions.values())):
             assert provider_ports(host)[0] == provider.name
     assert provider_ports(ses_endpoint("eu-west-1"))[0] == PROVIDERS["ses"].name
+    assert provider_ports(office365_connector_host("contoso-com"))[0] == PROVIDERS["office365_connector"].name
+
+
+@pytest.mark.parametrize(
+    ("tenant", "host"),
+    [
+        ("contoso-com", "contoso-com.mail.protection.outlook.com"),
+        (" Contoso-COM ", "contoso-com.mail.protection.outlook.com"),
+        ("contoso-com.mail.protection.outlook.com", "contoso-com.mail.protection.outlook.com"),
+        ("x1", "x1.mail.protection.outlook.com"),
+    ],
+)
+def test_office365_connector_host(tenant, host):
+    assert office365_connector_host(tenant) == host
+
+
+@pytest.mark.parametrize(
+    "tenant",
+    ["", "contoso.com", "-contoso", "contoso-", "con toso", "a" * 64, "contoso_com", "[contoso]", None, 7,
+     ".mail.protection.outlook.com", "a.b.mail.protection.outlook.com", "contoso-com.mail.protection.outlook.org"],
+)  # fmt: skip
+def test_office365_connector_host_refuses_what_is_not_one_label(tenant):
+    with pytest.raises(SmtpRelayError, match="not the host label of a Microsoft 365 MX endpoint"):
+        office365_connector_host(tenant)
+
+
+def test_only_office365_carries_a_notice():
+    assert {key for key in PROVIDERS if provider_notice(key)} == {"office365"}
+    notice = provider_notice("office365")
+    assert "December 2026" in notice and "office365_connector" in notice and "Basic SMTP AUTH" in notice
+    assert provider_notice(None) is None and provider_notice("unknown") is None
 
 
 def test_the_provider_choices_documented_elsewhere_are_the_table():

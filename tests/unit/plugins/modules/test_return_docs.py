@@ -48,7 +48,7 @@ WITH_CHECKS = sorted(p.name for p in MODULES.glob("*.py") if checks_entries(retu
 
 
 def test_the_modules_that_report_checks_are_known():
-    assert WITH_CHECKS == ["allowlist_request.py", "relay_check.py", "sender_check.py"]
+    assert WITH_CHECKS == ["allowlist_request.py", "mail_test.py", "relay_check.py", "sender_check.py"]
 
 
 @pytest.mark.parametrize("name", WITH_CHECKS)
