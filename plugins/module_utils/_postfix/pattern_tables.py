@@ -99,7 +99,7 @@ def validate_rules(entries: object, map_type: str, field: str = "entries") -> li
             problem, what = action_problem(action), "action"
         if problem:
             raise SmtpRelayError(f"{field}[{index}]: {what} of {pattern!r} {problem}", field=f"{field}[{index}]")
-    return [(pattern, action) for pattern, action in pairs]
+    return list(pairs)
 
 
 def _pair(item: object, where: str) -> tuple[object, object]:

@@ -229,12 +229,18 @@ def test_the_expected_name_of_the_policy_verifies_a_forward(ca, tmp_path):
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     network = tls_network(ca.issue_cert("smtp.provider.example"))
-    good = forward_spec(verify=True, ca_file=str(ca_file), cert_match=("smtp.provider.example",), policy="p",
-                         policy_names=True, servername="smtp.provider.example", min_version="TLSv1.2")  # fmt: skip
+    good = forward_spec(
+        verify=True,
+        ca_file=str(ca_file),
+        cert_match=("smtp.provider.example",),
+        policy="p",
+        policy_names=True,
+        servername="smtp.provider.example",
+        min_version="TLSv1.2",
+    )
     checks = checks_of(stages.probe(good, **network.seams()))
     assert (checks["cert.chain"]["status"], checks["cert.name"]["status"]) == ("pass", "pass")
-    bad = forward_spec(verify=True, ca_file=str(ca_file), cert_match=("other.example",), policy="p",
-                        policy_names=True)  # fmt: skip
+    bad = forward_spec(verify=True, ca_file=str(ca_file), cert_match=("other.example",), policy="p", policy_names=True)
     failed = checks_of(stages.probe(bad, **network.seams()))["cert.policy_name_mismatch"]
     assert failed["status"] == "fail"
     assert "smtp.provider.example" in failed["hint"]
