@@ -20,7 +20,7 @@ export PATH := $(BIN):$(PATH)
 .PHONY: help deps venv link images lint copy sanity units peers-up peers-down integration test demo bench build clean docs
 
 help:
-	@echo "make test   - every check, end to end, with its own set-up and clean-up (about 20 to 30 minutes)"
+	@echo "make test   - every check, end to end, with its own set-up and clean-up (about an hour)"
 	@echo "make demo   - configure, verify, mail through and write allowlist requests for a local fleet"
 	@echo "make bench  - benchmarks (see README)"
 	@echo "make docs   - the HTML docs site, into .cache/docs/html"

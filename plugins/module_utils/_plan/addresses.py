@@ -121,3 +121,38 @@ def local_mail_routes(variables: dict, names: dict) -> dict:
                 "postfix_local_recipients", f"{recipient!r} is not a local user name", "for example root"
             )
     return {f"{r.lower()}@{d}": target for r in recipients for d in names["local_domains"]}
+
+
+def unapproved_sender_rules(variables: dict) -> list[dict]:
+    """postfix_unapproved_senders_to: one regexp rule that rewrites every sender outside the approved domains to
+    an approved address (what campus relays do themselves), instead of the relay rejecting the mail.
+
+    The rule is negated (``!/@(approved)$/``), so approved senders, bounces (the null sender is never rewritten)
+    and the local senders that sender_canonical already rewrote (searched first) pass as they are. Postfix's
+    regexp tables match without regard to case by default.
+    """
+    target = text_variable(variables, "postfix_unapproved_senders_to")
+    if not target:
+        return []
+    if "@" not in target or any(c.isspace() for c in target) or not is_hostname(domain_of(target)):
+        raise variable_error(
+            "postfix_unapproved_senders_to", f"{target!r} is not a mail address", "for example noreply@example.org"
+        )
+    allowed = [str(d).lower().rstrip(".") for d in variables.get("postfix_allowed_sender_domains") or []]
+    if not allowed:
+        raise variable_error(
+            "postfix_unapproved_senders_to",
+            "needs postfix_allowed_sender_domains, the domains that are not rewritten",
+            "list the relay's approved sender domains there",
+        )
+    if not domain_allowed(domain_of(target), allowed):
+        raise variable_error(
+            "postfix_unapproved_senders_to",
+            f"{domain_of(target)} is outside postfix_allowed_sender_domains",
+            "allowed: " + ", ".join(allowed),
+        )
+    # Host names hold letters, digits, hyphens and dots: only the dots mean something in a POSIX regex.
+    alternatives = [
+        "[^@]*\\." + d[2:].replace(".", "\\.") if d.startswith("*.") else d.replace(".", "\\.") for d in allowed
+    ]
+    return [{"pattern": f"!/@({'|'.join(alternatives)})$/", "action": target}]

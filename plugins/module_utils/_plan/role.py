@@ -18,6 +18,7 @@ from ansible_collections.smtp.relay.plugins.module_utils._plan.addresses import 
     local_mail_routes,
     mail_names,
     sender_rewrites,
+    unapproved_sender_rules,
 )
 from ansible_collections.smtp.relay.plugins.module_utils._plan.inputs import (
     text_variable,
@@ -45,6 +46,7 @@ MODES = ("null_client", "satellite")
 # The local aliases a satellite keeps (Debian's and EL's file).
 SATELLITE_ALIASES = "hash:/etc/aliases"
 SASL_MAP, CANONICAL_MAP, LOCAL_MAIL_MAP = "sasl_passwd", "sender_canonical", "local_recipients"
+UNAPPROVED_SENDER_MAP = "unapproved_senders"
 # The newest level Postfix 3.6 to 3.10 knows; a platform whose Postfix is older passes its own in host (vars/main.yml).
 COMPATIBILITY_LEVEL = "3.6"
 
@@ -170,11 +172,23 @@ def plan(variables: dict, host: dict, secrets: dict | None = None) -> dict:
     ca_file = text_variable(variables, "postfix_relay_ca_file") or str(host.get("ca_bundle") or "")
     allow_plaintext = bool(variables.get("postfix_relay_allow_plaintext_auth"))
     local_mail = local_mail_routes(variables, names)
+    unapproved = unapproved_sender_rules(variables)
     # Per-sender relays may bring credentials of their own: SASL is on when any relay has some.
     senders = sender_relays(variables, relay, allow_plaintext)
     authenticates = bool(username or senders["sasl"])
     tls = tls_choices(variables, relay["tls"], verify)
     maps = _maps(host, authenticates, canonical, local_mail, senders["table"], tls_policy=relay["tls"] != "none")
+    # Senders outside the approved domains: a regexp table searched after sender_canonical (which catches the host's
+    # own senders first).
+    unapproved_table = {
+        "name": UNAPPROVED_SENDER_MAP,
+        "type": "regexp",
+        "entries": unapproved,
+        "state": "present" if unapproved else "absent",
+    }
+    canonical_maps = [maps[CANONICAL_MAP]["reference"]] if canonical else []
+    if unapproved:
+        canonical_maps.append(f"regexp:{host.get('config_dir') or '/etc/postfix'}/{UNAPPROVED_SENDER_MAP}")
     main_cf = {
         "compatibility_level": str(host.get("compatibility_level") or COMPATIBILITY_LEVEL),
         "myhostname": names["myhostname"],
@@ -203,7 +217,7 @@ def plan(variables: dict, host: dict, secrets: dict | None = None) -> dict:
         if authenticates
         else None,
         smtp_sasl_tls_security_options="noanonymous" if authenticates else None,
-        sender_canonical_maps=maps[CANONICAL_MAP]["reference"] if canonical else None,
+        sender_canonical_maps=", ".join(canonical_maps) or None,
         virtual_alias_maps=maps[LOCAL_MAIL_MAP]["reference"] if local_mail else None,
         **sender_relay_parameters(senders, maps.get(SENDER_RELAY_MAP, {}).get("reference")),
     )
@@ -245,7 +259,7 @@ def plan(variables: dict, host: dict, secrets: dict | None = None) -> dict:
                 (TLS_POLICY_MAP, policy),
             )
         ]
-        + [headers["table"]],
+        + [headers["table"], unapproved_table],
         # Built by postfix_apply when missing or older than /etc/aliases (the satellite's local aliases).
         "alias_databases": [SATELLITE_ALIASES] if mode == "satellite" else [],
         "packages": list(host.get("packages") or []),

@@ -103,3 +103,45 @@ def test_mail_survives_a_relay_outage_shorter_than_the_queue_lifetime(tmp_path, 
         records.wait_for(peers["relay"]["records_dir"], lambda r, s=subject: records.headers(r)["Subject"] == s, 90)
     arrived = [r for r in records.messages(peers["relay"]["records_dir"]) if records.headers(r)["Subject"] in subjects]
     assert sorted(records.headers(r)["Subject"] for r in arrived) == sorted(subjects), "none lost, none twice"
+
+
+def test_an_application_sender_outside_the_approved_domains_is_rewritten(tmp_path, peers, host):
+    """The campus listener refuses senders outside campus.smtp-relay.test: with postfix_unapproved_senders_to the
+    application's own sender leaves as the approved address (envelope and From), and the mail arrives."""
+    outsider = "app@internal.lan"
+
+    def send(label: str) -> str:
+        subject = f"application mail {label} {time.time()}"
+        script = (
+            f"printf 'From: Billing <{outsider}>\\nSubject: {subject}\\n\\ninvoice\\n'"
+            f" | /usr/sbin/sendmail -i -f {outsider} {OPS}"
+        )
+        fleet.podman("exec", HOST, "sh", "-c", script)
+        return subject
+
+    def arrived(subject: str, timeout: float) -> dict | None:
+        try:
+            return records.wait_for(
+                peers["relay"]["records_dir"], lambda r: records.headers(r)["Subject"] == subject, timeout=timeout
+            )
+        except AssertionError:
+            return None
+
+    rc, _changed, output = play(tmp_path, fleet.campus_vars())
+    assert rc == 0, output
+    refused = send("without the rewrite")
+    assert arrived(refused, timeout=20) is None, "the campus relay must refuse the outsider (the control)"
+    fleet.on_host(HOST, "postsuper", "-d", "ALL")
+
+    variables = fleet.campus_vars(postfix_unapproved_senders_to=fleet.SENDER)
+    rc, predicted, output = play(tmp_path, variables, check_mode=True)
+    assert rc == 0 and predicted, output
+    rc, changed, output = play(tmp_path, variables)
+    assert (rc, changed) == (0, predicted), output
+    record = arrived(send("rewritten"), timeout=90)
+    assert record is not None, fleet.on_host(HOST, "postqueue", "-p")
+    assert record["mail_from"] == fleet.SENDER
+    assert fleet.SENDER in records.headers(record)["From"]
+    assert outsider not in records.headers(record)["From"]
+    rc, again, output = play(tmp_path, variables)
+    assert (rc, again) == (0, []), output
